@@ -1,0 +1,102 @@
+//! The servers the official protocol test suites expect, on one port:
+//! - `/engine.io/`: a raw Engine.IO echo server (every message sent back unchanged);
+//! - `/socket.io/`: the Socket.IO test application (namespaces `/` and `/custom`).
+//!
+//! Both use pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1 000 000 and (Socket.IO)
+//! connectTimeout 1000 ms, with CORS open to any origin.
+//!
+//! `cargo run --release --example conformance -- --port 3000`
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use shoal::{Event, Socket, SocketIo};
+use shoal_engineio::{
+    AllowedOrigins, CloseReason, Cors, Engine, EngineConfig, EngineHandler, EngineService, Message, OutPacket, Session,
+};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+}
+
+/// Sends every message back as it came.
+#[derive(Debug)]
+struct Echo;
+
+impl EngineHandler for Echo {
+    type Data = ();
+    fn on_open(&self, _session: &Arc<Session<()>>) {}
+    fn on_message(&self, session: &Arc<Session<()>>, message: Message) {
+        let packet = match message {
+            Message::Text(t) => {
+                let mut b = Vec::with_capacity(t.len() + 1);
+                b.push(b'4');
+                b.extend_from_slice(&t);
+                OutPacket::Text(Bytes::from(b))
+            }
+            Message::Binary(b) => OutPacket::Binary(b),
+        };
+        let _ = session.send(packet);
+    }
+    fn on_close(&self, _session: &Arc<Session<()>>, _reason: CloseReason) {}
+}
+
+fn auth_then_handlers(socket: &Socket, with_messages: bool) {
+    let _ = socket.emit("auth", socket.handshake().auth());
+    if with_messages {
+        socket.on("message", |socket: Socket, ev: Event| async move {
+            let _ = socket.emit_args("message-back", ev.into_args());
+        });
+        socket.on("message-with-ack", |_socket: Socket, mut ev: Event| async move {
+            let args = ev.args().clone();
+            let _ = ev.ack_args(args);
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let args = Args::parse();
+
+    let ping_interval = Duration::from_millis(300);
+    let ping_timeout = Duration::from_millis(200);
+
+    let io = SocketIo::builder()
+        .ping_interval(ping_interval)
+        .ping_timeout(ping_timeout)
+        .max_payload(1_000_000)
+        .connect_timeout(Duration::from_millis(1000))
+        .cors_origins(["*"])
+        .build()
+        .map_err(std::io::Error::other)?;
+    io.of("/").on_connect(|socket: Socket| async move { auth_then_handlers(&socket, true) });
+    io.of("/custom").on_connect(|socket: Socket| async move { auth_then_handlers(&socket, false) });
+
+    let echo_config = EngineConfig::builder()
+        .path("/engine.io/")
+        .ping_interval(ping_interval)
+        .ping_timeout(ping_timeout)
+        .max_payload(1_000_000)
+        .cors(Cors::new(AllowedOrigins::Any))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let echo = EngineService::new(Engine::new(echo_config, Arc::new(Echo)), shoal_engineio::NotFound);
+
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("conformance server listening on {}", listener.local_addr()?);
+    shoal::serve_with(listener, io, echo, shoal::ServerConfig::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

@@ -1,0 +1,143 @@
+//! What a socket knows of its connection's handshake.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use shoal_engineio::RequestInfo;
+
+/// The handshake of a socket: the HTTP request that opened the connection and the `auth`
+/// payload of the namespace CONNECT. The request part is shared by every namespace of a
+/// connection.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    request: Arc<RequestInfo>,
+    auth: Value,
+}
+
+impl Handshake {
+    pub(crate) fn new(request: Arc<RequestInfo>, auth: Value) -> Handshake {
+        Handshake { request, auth }
+    }
+
+    /// The headers of the request.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.request.headers
+    }
+
+    /// The query parameters, percent-decoded.
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.request.query_pairs()
+    }
+
+    /// One query parameter.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.request.query(name)
+    }
+
+    /// The client's address, when known.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.request.remote_addr
+    }
+
+    /// The `auth` payload sent with the namespace CONNECT (`{}` when none).
+    pub fn auth(&self) -> &Value {
+        &self.auth
+    }
+
+    /// The request path and query (`/socket.io/?EIO=4&transport=polling`).
+    pub fn url(&self) -> String {
+        self.request.uri.path_and_query().map_or_else(|| "/".to_owned(), ToString::to_string)
+    }
+
+    /// When the connection was opened.
+    pub fn time(&self) -> SystemTime {
+        self.request.time
+    }
+
+    /// Milliseconds since the Unix epoch at handshake (Node's `issued`).
+    pub fn issued(&self) -> u64 {
+        self.request.time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// True if the request carried an `Origin` header (Node's `xdomain`).
+    pub fn xdomain(&self) -> bool {
+        self.request.headers.contains_key(http::header::ORIGIN)
+    }
+
+    /// True if the request came over TLS (as seen by this server; behind a proxy see
+    /// `X-Forwarded-Proto`).
+    pub fn secure(&self) -> bool {
+        self.request.uri.scheme_str() == Some("https")
+    }
+
+    /// The handshake in the JSON shape Node's adapters exchange: `headers`, `time`,
+    /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`.
+    pub fn to_json(&self) -> Value {
+        let mut headers = Map::new();
+        for (name, value) in self.request.headers.iter() {
+            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            match headers.get_mut(name.as_str()) {
+                Some(Value::String(prev)) => {
+                    prev.push_str(", ");
+                    prev.push_str(&v);
+                }
+                _ => {
+                    headers.insert(name.as_str().to_owned(), Value::String(v));
+                }
+            }
+        }
+        let mut query = Map::new();
+        for (k, v) in self.query() {
+            query.entry(k).or_insert(Value::String(v));
+        }
+        let mut m = Map::new();
+        m.insert("headers".into(), Value::Object(headers));
+        m.insert("time".into(), Value::String(http_date(self.request.time)));
+        m.insert("address".into(), Value::String(self.address().map_or_else(String::new, |a| a.ip().to_string())));
+        m.insert("xdomain".into(), Value::Bool(self.xdomain()));
+        m.insert("secure".into(), Value::Bool(self.secure()));
+        m.insert("issued".into(), Value::from(self.issued()));
+        m.insert("url".into(), Value::String(self.url()));
+        m.insert("query".into(), Value::Object(query));
+        m.insert("auth".into(), self.auth.clone());
+        Value::Object(m)
+    }
+}
+
+/// Formats a time as an RFC 7231 date (Node prints `Date.toString()`; this is close and
+/// unambiguous).
+fn http_date(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", WD[(days % 7) as usize], d, MO[(m - 1) as usize], y, h, mi, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+}

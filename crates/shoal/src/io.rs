@@ -1,0 +1,460 @@
+//! The server handle ([`SocketIo`]), its builder, and how it mounts into HTTP servers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde_json::Value;
+use shoal_core::{AdapterFactory, LocalAdapterFactory, Room};
+use shoal_engineio::{
+    AllowedOrigins, CloseReason, CookieConfig, Cors, Engine, EngineLayer, EngineService, NodeId, NotFound, RequestInfo,
+};
+use shoal_socketio_proto::Args;
+
+use crate::client::Client;
+use crate::config::SocketIoConfig;
+use crate::errors::SendError;
+use crate::ns::{Namespace, NsHandlers, NsInner};
+use crate::operators::BroadcastOperator;
+
+/// How a dynamic namespace recognizes the names it serves.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum NamespaceMatcher {
+    /// A name pattern where `*` matches any run of characters except `/`
+    /// (`/tenant-*`, `/org/*/chat`).
+    Pattern(String),
+    /// A function of the requested name and the CONNECT's `auth`.
+    Predicate(Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for NamespaceMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pattern(p) => f.debug_tuple("Pattern").field(p).finish(),
+            Self::Predicate(_) => f.write_str("Predicate(..)"),
+        }
+    }
+}
+
+impl NamespaceMatcher {
+    fn matches(&self, name: &str, auth: &Value) -> bool {
+        match self {
+            Self::Pattern(p) => glob_match(p.as_bytes(), name.as_bytes()),
+            Self::Predicate(f) => f(name, auth),
+        }
+    }
+}
+
+/// `*` matches any run of bytes other than `/`.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => {
+            let mut i = 0;
+            loop {
+                if glob_match(rest, &name[i..]) {
+                    return true;
+                }
+                if i >= name.len() || name[i] == b'/' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        Some((c, rest)) => name.first() == Some(c) && glob_match(rest, &name[1..]),
+    }
+}
+
+struct DynamicNs {
+    matcher: NamespaceMatcher,
+    handlers: Arc<NsHandlers>,
+}
+
+pub(crate) struct ServerInner {
+    pub(crate) config: Arc<SocketIoConfig>,
+    namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
+    dynamic: RwLock<Vec<DynamicNs>>,
+    adapter: Arc<dyn AdapterFactory>,
+}
+
+impl ServerInner {
+    fn create_ns(self: &Arc<Self>, name: &str, handlers: Arc<NsHandlers>, dynamic_child: bool) -> Arc<NsInner> {
+        let ns = NsInner::new(name, self.config.clone(), handlers, Arc::downgrade(self), dynamic_child);
+        let adapter = self.adapter.create(ns.local_view());
+        ns.set_adapter(adapter.clone());
+        let name = name.to_owned();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move {
+                if let Err(e) = adapter.init().await {
+                    tracing::error!(ns = %name, cause = %e, "adapter failed to start");
+                }
+            });
+        }
+        ns
+    }
+
+    fn of(self: &Arc<Self>, name: &str) -> Arc<NsInner> {
+        let name = normalize(name);
+        if let Some(ns) = self.namespaces.read().get(name.as_ref()) {
+            return ns.clone();
+        }
+        let mut map = self.namespaces.write();
+        if let Some(ns) = map.get(name.as_ref()) {
+            return ns.clone();
+        }
+        let ns = self.create_ns(&name, Arc::new(NsHandlers::default()), false);
+        map.insert(name.into_owned(), ns.clone());
+        ns
+    }
+
+    /// The namespace a CONNECT asks for: a registered one, or a new child of a matching
+    /// dynamic namespace.
+    pub(crate) fn resolve_namespace(self: &Arc<Self>, name: &str, auth: &Value) -> Option<Arc<NsInner>> {
+        if let Some(ns) = self.namespaces.read().get(name) {
+            return Some(ns.clone());
+        }
+        let handlers = {
+            let dynamic = self.dynamic.read();
+            dynamic.iter().find(|d| d.matcher.matches(name, auth)).map(|d| d.handlers.clone())?
+        };
+        let mut map = self.namespaces.write();
+        if let Some(ns) = map.get(name) {
+            return Some(ns.clone());
+        }
+        let ns = self.create_ns(name, handlers, true);
+        map.insert(name.to_owned(), ns.clone());
+        Some(ns)
+    }
+
+    pub(crate) fn remove_child_namespace(&self, ns: &Arc<NsInner>) {
+        let removed = {
+            let mut map = self.namespaces.write();
+            match map.get(ns.name()) {
+                Some(current) if Arc::ptr_eq(current, ns) && ns.socket_count() == 0 => map.remove(ns.name()),
+                _ => None,
+            }
+        };
+        if let Some(ns) = removed {
+            tracing::debug!(ns = ns.name(), "removing empty child namespace");
+            let adapter = ns.adapter().clone();
+            tokio::spawn(async move { adapter.close().await });
+        }
+    }
+}
+
+fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.starts_with('/') { name.into() } else { format!("/{name}").into() }
+}
+
+/// The Socket.IO server. Cheap to clone; every clone is the same server.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use shoal::{SocketIo, Socket, Event};
+///
+/// let io = SocketIo::builder().build().expect("valid settings");
+/// io.of("/").on_connect(|socket: Socket| async move {
+///     socket.on("chat", |socket: Socket, ev: Event| async move {
+///         let _ = socket.broadcast().emit_args("chat", ev.into_args());
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// shoal::serve(listener, io, async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<ServerInner>,
+    engine: Arc<Engine<Client>>,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo").field("config", &self.inner.config).finish()
+    }
+}
+
+/// The tower layer of a Socket.IO server.
+pub type SocketIoLayer = EngineLayer<Client>;
+/// The tower service of a Socket.IO server in front of `S`.
+pub type SocketIoService<S = NotFound> = EngineService<Client, S>;
+
+impl SocketIo {
+    /// A builder with the default settings.
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder { config: SocketIoConfig::default(), adapter: Arc::new(LocalAdapterFactory) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SocketIoConfig {
+        &self.inner.config
+    }
+
+    /// A tower layer to mount the server in axum, hyper or any tower stack.
+    pub fn layer(&self) -> SocketIoLayer {
+        EngineLayer::new(self.engine.clone())
+    }
+
+    /// A tower service answering 404 outside the Socket.IO path.
+    pub fn service(&self) -> SocketIoService {
+        EngineService::new(self.engine.clone(), NotFound)
+    }
+
+    /// A tower service handing requests outside the Socket.IO path to `inner`.
+    pub fn service_with<S>(&self, inner: S) -> SocketIoService<S> {
+        EngineService::new(self.engine.clone(), inner)
+    }
+
+    /// The namespace `name`, created if needed.
+    pub fn of(&self, name: &str) -> Namespace {
+        Namespace(self.inner.of(name))
+    }
+
+    /// Serves every namespace whose name matches `matcher`: each is created when a client
+    /// first connects to it and shares the handlers registered on the returned namespace.
+    pub fn of_dynamic(&self, matcher: NamespaceMatcher) -> Namespace {
+        let handlers = Arc::new(NsHandlers::default());
+        self.inner.dynamic.write().push(DynamicNs { matcher, handlers: handlers.clone() });
+        // a handle to register the shared handlers on; it never has sockets itself
+        let parent = NsInner::new("<dynamic>", self.inner.config.clone(), handlers, Arc::downgrade(&self.inner), true);
+        parent.set_adapter(Arc::new(shoal_core::LocalAdapter::new(parent.local_view())));
+        Namespace(parent)
+    }
+
+    /// The registered namespaces (dynamic children included).
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.inner.namespaces.read().values().cloned().map(Namespace).collect()
+    }
+
+    fn root(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.of("/"), shoal_core::BroadcastOptions::default())
+    }
+
+    /// Targets the members of `room` in the main namespace.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.root().to(room)
+    }
+
+    /// Targets everyone in the main namespace except the members of `room`.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.root().except(room)
+    }
+
+    /// Emits to every socket of the main namespace.
+    ///
+    /// # Errors
+    /// See [`SendError`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), SendError> {
+        self.root().emit(event, data)
+    }
+
+    /// Emits several arguments to every socket of the main namespace.
+    ///
+    /// # Errors
+    /// See [`SendError`].
+    pub fn emit_args(&self, event: &str, args: Args) -> Result<(), SendError> {
+        self.root().emit_args(event, args)
+    }
+
+    /// Number of open connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.engine.session_count()
+    }
+
+    /// The id of this node (embedded in every session and socket id).
+    pub fn node_id(&self) -> NodeId {
+        self.inner.config.engine.node_id
+    }
+
+    /// Shuts the server down: every connection is closed with reason
+    /// "server shutting down" (queued packets are flushed first), then the adapters stop.
+    /// Waits up to `timeout` for the connections to end.
+    pub async fn close_with_timeout(&self, timeout: Duration) {
+        self.engine.close_all(CloseReason::ServerShuttingDown);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.engine.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let namespaces: Vec<Arc<NsInner>> = self.inner.namespaces.read().values().cloned().collect();
+        for ns in namespaces {
+            ns.adapter().close().await;
+        }
+    }
+
+    /// [`SocketIo::close_with_timeout`] with 10 seconds.
+    pub async fn close(&self) {
+        self.close_with_timeout(Duration::from_secs(10)).await;
+    }
+}
+
+/// Builds a [`SocketIo`].
+pub struct SocketIoBuilder {
+    config: SocketIoConfig,
+    adapter: Arc<dyn AdapterFactory>,
+}
+
+impl std::fmt::Debug for SocketIoBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoBuilder").field("config", &self.config).finish()
+    }
+}
+
+macro_rules! engine_setter {
+    ($(#[$m:meta])* $name:ident: $ty:ty) => {
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.engine.$name = value;
+            self
+        }
+    };
+}
+
+macro_rules! setter {
+    ($(#[$m:meta])* $name:ident: $ty:ty) => {
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl SocketIoBuilder {
+    /// Starts from a whole configuration.
+    #[must_use]
+    pub fn config(mut self, config: SocketIoConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The path prefix (default `/socket.io/`).
+    #[must_use]
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let mut p: String = path.into();
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        self.config.engine.path = p;
+        self
+    }
+
+    engine_setter!(/// Ping interval (default 25 s).
+        ping_interval: Duration);
+    engine_setter!(/// Ping timeout (default 20 s).
+        ping_timeout: Duration);
+    engine_setter!(/// Upgrade timeout (default 10 s).
+        upgrade_timeout: Duration);
+    engine_setter!(/// Largest message / HTTP body (default 1 000 000 bytes).
+        max_payload: usize);
+    engine_setter!(/// Per-connection queued packet limit (default 8192).
+        max_buffered_packets: usize);
+    engine_setter!(/// Per-connection queued byte limit (default 8 MiB).
+        max_buffered_bytes: usize);
+    engine_setter!(/// Allow HTTP long-polling (default true).
+        polling: bool);
+    engine_setter!(/// Allow WebSocket (default true).
+        websocket: bool);
+    engine_setter!(/// Allow upgrades from polling to WebSocket (default true).
+        allow_upgrades: bool);
+    engine_setter!(/// The node id embedded in session ids (default random).
+        node_id: NodeId);
+    engine_setter!(/// Maximum concurrent connections (default 1 000 000).
+        max_sessions: usize);
+    setter!(/// How long a connection may stay without a namespace (default 45 s).
+        connect_timeout: Duration);
+    setter!(/// Default acknowledgement timeout (default 10 s).
+        ack_timeout: Duration);
+    setter!(/// Most attachments per packet (default 10).
+        max_attachments: usize);
+    setter!(/// Most acknowledgements a socket may owe (default 1024).
+        max_pending_acks: usize);
+    setter!(/// Remove dynamic child namespaces when empty (default false).
+        cleanup_empty_child_namespaces: bool);
+
+    /// CORS for polling requests.
+    #[must_use]
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.config.engine.cors = Some(cors);
+        self
+    }
+
+    /// CORS allowing these origins (`*` allows any).
+    #[must_use]
+    pub fn cors_origins<S: Into<String>>(self, origins: impl IntoIterator<Item = S>) -> Self {
+        let list: Vec<String> = origins.into_iter().map(Into::into).collect();
+        let origins = if list.iter().any(|o| o == "*") { AllowedOrigins::Any } else { AllowedOrigins::List(list) };
+        self.cors(Cors::new(origins))
+    }
+
+    /// Sends an affinity cookie with handshakes.
+    #[must_use]
+    pub fn cookie(mut self, cookie: CookieConfig) -> Self {
+        self.config.engine.cookie = Some(cookie);
+        self
+    }
+
+    /// Enables WebSocket permessage-deflate.
+    #[must_use]
+    pub fn per_message_deflate(mut self, config: shoal_engineio::config::DeflateConfig) -> Self {
+        self.config.engine.per_message_deflate = Some(config);
+        self
+    }
+
+    /// A hook that may refuse handshakes (HTTP 403 with the message).
+    #[must_use]
+    pub fn allow_request<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<RequestInfo>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.config.engine.allow_request = Some(Arc::new(move |req| Box::pin(f(req))));
+        self
+    }
+
+    /// The adapter of every namespace (default: in-memory).
+    #[must_use]
+    pub fn adapter(mut self, factory: Arc<dyn AdapterFactory>) -> Self {
+        self.adapter = factory;
+        self
+    }
+
+    /// Builds the server.
+    ///
+    /// # Errors
+    /// When a setting is invalid.
+    pub fn build(self) -> Result<SocketIo, String> {
+        self.config.validate()?;
+        let config = Arc::new(self.config);
+        let inner = Arc::new(ServerInner {
+            config: config.clone(),
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            adapter: self.adapter,
+        });
+        let engine = Engine::new(config.engine.clone(), Arc::new(Client { server: inner.clone() }));
+        Ok(SocketIo { inner, engine })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"/tenant-*", b"/tenant-42"));
+        assert!(glob_match(b"/tenant-*", b"/tenant-"));
+        assert!(!glob_match(b"/tenant-*", b"/tenant-4/x"));
+        assert!(glob_match(b"/org/*/chat", b"/org/acme/chat"));
+        assert!(!glob_match(b"/org/*/chat", b"/org/acme/news"));
+        assert!(glob_match(b"/exact", b"/exact"));
+        assert!(!glob_match(b"/exact", b"/exactly"));
+        assert!(glob_match(b"*", b"/"));
+    }
+}
