@@ -367,7 +367,7 @@ async fn run_upgrade_candidate<H: EngineHandler>(
         if ok && st.close.is_none() {
             st.transport = TransportKind::WebSocket;
             st.upgrading = false;
-            st.upgrade_io = Some(conn);
+            st.upgrade_io = Some(Box::new(conn));
             None
         } else {
             st.upgrade_candidate = false;
@@ -416,7 +416,7 @@ pub(crate) async fn run_session<H: EngineHandler>(
                 }
                 if ws.is_none() {
                     if let Some(conn) = st.upgrade_io.take() {
-                        ws = Some(conn);
+                        ws = Some(*conn);
                     }
                 }
                 if let Some(req) = st.close {

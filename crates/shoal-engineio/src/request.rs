@@ -28,10 +28,18 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &http::request::Parts) -> RequestInfo {
+        // Kept for the whole session (as Node keeps `socket.request`): copy into a map of
+        // the right size, without the WebSocket handshake's own headers.
+        let skip = |name: &http::HeaderName| name.as_str().starts_with("sec-websocket-");
+        let n = parts.headers.iter().filter(|(k, _)| !skip(k)).count();
+        let mut headers = HeaderMap::with_capacity(n);
+        for (k, v) in parts.headers.iter().filter(|(k, _)| !skip(k)) {
+            headers.append(k.clone(), v.clone());
+        }
         RequestInfo {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            headers,
             remote_addr: parts.extensions.get::<RemoteAddr>().map(|r| r.0),
             time: SystemTime::now(),
         }

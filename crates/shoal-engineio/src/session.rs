@@ -116,7 +116,7 @@ pub(crate) struct State {
     /// The candidate answered the probe: held polls are released with a noop.
     pub(crate) upgrading: bool,
     /// The upgraded connection, handed from the candidate to the session task.
-    pub(crate) upgrade_io: Option<WsConn>,
+    pub(crate) upgrade_io: Option<Box<WsConn>>,
     pub(crate) get_pending: bool,
     pub(crate) post_pending: bool,
     /// A pong arrived by polling and the session task has not seen it yet.

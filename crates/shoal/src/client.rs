@@ -34,7 +34,7 @@ struct ClientInner {
     sockets: SmallVec<[Socket; 1]>,
     /// Namespaces whose middlewares are running.
     connecting: SmallVec<[String; 1]>,
-    partial: Option<PartialPacket>,
+    partial: Option<Box<PartialPacket>>,
     ever_connected: bool,
     connect_timer: Option<tokio::task::AbortHandle>,
     /// The server closed the connection through a socket (`disconnect_and_close`).
@@ -103,7 +103,7 @@ impl EngineHandler for Client {
                 match decode::decode_text(text, &self.server.config.limits()) {
                     Ok(Decoded::Complete(p)) => p,
                     Ok(Decoded::Partial(p)) => {
-                        state.inner.lock().partial = Some(p);
+                        state.inner.lock().partial = Some(Box::new(p));
                         return;
                     }
                     Err(e) => return parse_error(session, &e.to_string()),
@@ -122,7 +122,7 @@ impl EngineHandler for Client {
                     }
                     Ok(true) => {
                         drop(inner);
-                        match partial.finish() {
+                        match (*partial).finish() {
                             Ok(p) => p,
                             Err(e) => return parse_error(session, &e.to_string()),
                         }
