@@ -46,11 +46,7 @@ pub struct DecoderConfig {
 
 impl Default for DecoderConfig {
     fn default() -> Self {
-        Self {
-            role: Role::Server,
-            max_message_size: 1_000_000,
-            max_fragments: 1024,
-        }
+        Self { role: Role::Server, max_message_size: 1_000_000, max_fragments: 1024 }
     }
 }
 
@@ -160,10 +156,7 @@ impl Decoder {
     /// True when no partial frame, partial message or leftover input is held.
     #[must_use]
     pub fn is_idle(&self) -> bool {
-        self.header_len == 0
-            && self.frame.is_none()
-            && self.message.is_none()
-            && self.pending.is_empty()
+        self.header_len == 0 && self.frame.is_none() && self.message.is_none() && self.pending.is_empty()
     }
 
     /// True when input was kept after the callback returned
@@ -285,10 +278,7 @@ impl Decoder {
     fn fill_header(&mut self, rest: &mut &[u8], upto: usize) {
         let have = self.header_len;
         let n = upto.saturating_sub(have).min(rest.len());
-        if let (Some(dst), Some((src, tail))) = (
-            self.header.get_mut(have..have + n),
-            rest.split_at_checked(n),
-        ) {
+        if let (Some(dst), Some((src, tail))) = (self.header.get_mut(have..have + n), rest.split_at_checked(n)) {
             dst.copy_from_slice(src);
             self.header_len += n;
             *rest = tail;
@@ -402,18 +392,13 @@ impl Decoder {
         let remaining = if kind == FrameKind::Data {
             let mut message = match self.message {
                 Some(message) => message,
-                None => MessageState {
-                    text: opcode == OpCode::Text,
-                    compressed: b0 & 0x40 != 0,
-                    fragments: 0,
-                    wire_len: 0,
-                },
+                None => {
+                    MessageState { text: opcode == OpCode::Text, compressed: b0 & 0x40 != 0, fragments: 0, wire_len: 0 }
+                }
             };
             message.fragments += 1;
             if message.fragments > self.config.max_fragments {
-                return Err(Error::TooManyFragments {
-                    max: self.config.max_fragments,
-                });
+                return Err(Error::TooManyFragments { max: self.config.max_fragments });
             }
             // The size check happens before anything is allocated or buffered.
             let room = max.saturating_sub(message.wire_len);
@@ -432,13 +417,7 @@ impl Decoder {
             self.control_buf = Vec::with_capacity(len);
             len
         };
-        Ok(FrameState {
-            kind,
-            fin,
-            mask,
-            remaining,
-            mask_offset: 0,
-        })
+        Ok(FrameState { kind, fin, mask, remaining, mask_offset: 0 })
     }
 
     /// Moves as much of the frame's payload as `rest` holds into place.
@@ -458,11 +437,8 @@ impl Decoder {
             }
             // The buffer may grow up to the end of the message if this is its
             // last frame, else up to the message size limit.
-            let limit = if frame.fin {
-                self.message_buf.len() + n + frame.remaining
-            } else {
-                self.config.max_message_size
-            };
+            let limit =
+                if frame.fin { self.message_buf.len() + n + frame.remaining } else { self.config.max_message_size };
             grow_for(&mut self.message_buf, n, limit);
             &mut self.message_buf
         } else {
@@ -572,10 +548,7 @@ fn parse_close(payload: &[u8]) -> Result<Message, Error> {
                 return Err(Error::InvalidCloseCode(code));
             }
             let reason = std::str::from_utf8(reason).map_err(|_| Error::InvalidUtf8)?;
-            Ok(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.to_owned(),
-            })))
+            Ok(Message::Close(Some(CloseFrame { code, reason: reason.to_owned() })))
         }
     }
 }
@@ -590,18 +563,11 @@ mod tests {
     }
 
     fn client() -> Decoder {
-        Decoder::new(DecoderConfig {
-            role: Role::Client,
-            ..DecoderConfig::default()
-        })
+        Decoder::new(DecoderConfig { role: Role::Client, ..DecoderConfig::default() })
     }
 
     fn with_limits(max_message_size: usize, max_fragments: usize) -> Decoder {
-        Decoder::new(DecoderConfig {
-            role: Role::Server,
-            max_message_size,
-            max_fragments,
-        })
+        Decoder::new(DecoderConfig { role: Role::Server, max_message_size, max_fragments })
     }
 
     fn text(s: &str) -> Message {
@@ -609,10 +575,7 @@ mod tests {
     }
 
     fn close(code: u16, reason: &str) -> Message {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_owned(),
-        }))
+        Message::Close(Some(CloseFrame { code, reason: reason.to_owned() }))
     }
 
     #[test]
@@ -620,21 +583,9 @@ mod tests {
         let hello = Bytes::from_static(b"Hello");
         // Client role: the server's unmasked frames.
         let client_cases: &[(&str, &[u8], Vec<Message>)] = &[
-            (
-                "single-frame unmasked text",
-                &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
-                vec![text("Hello")],
-            ),
-            (
-                "fragmented unmasked text",
-                &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f],
-                vec![text("Hello")],
-            ),
-            (
-                "unmasked ping",
-                &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
-                vec![Message::Ping(hello.clone())],
-            ),
+            ("single-frame unmasked text", &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], vec![text("Hello")]),
+            ("fragmented unmasked text", &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f], vec![text("Hello")]),
+            ("unmasked ping", &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], vec![Message::Ping(hello.clone())]),
         ];
         for (name, bytes, want) in client_cases {
             assert_eq!(&decode_all(&mut client(), bytes).unwrap(), want, "{name}");
@@ -643,16 +594,12 @@ mod tests {
         let server_cases: &[(&str, &[u8], Vec<Message>)] = &[
             (
                 "single-frame masked text",
-                &[
-                    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-                ],
+                &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
                 vec![text("Hello")],
             ),
             (
                 "masked pong",
-                &[
-                    0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-                ],
+                &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
                 vec![Message::Pong(hello)],
             ),
         ];
@@ -660,25 +607,18 @@ mod tests {
             assert_eq!(&decode_all(&mut server(), bytes).unwrap(), want, "{name}");
         }
         // 256-byte and 64 KiB binary messages with 16- and 64-bit lengths.
-        for (len, header) in [
-            (256usize, vec![0x82, 0x7E, 0x01, 0x00]),
-            (65536, vec![0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00]),
-        ] {
+        for (len, header) in
+            [(256usize, vec![0x82, 0x7E, 0x01, 0x00]), (65536, vec![0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00])]
+        {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut bytes = header;
             bytes.extend_from_slice(&payload);
             let mut decoder = client();
-            assert_eq!(
-                decode_all(&mut decoder, &bytes).unwrap(),
-                [Message::Binary(payload.clone().into())]
-            );
+            assert_eq!(decode_all(&mut decoder, &bytes).unwrap(), [Message::Binary(payload.clone().into())]);
             assert!(decoder.is_idle());
             // Same thing masked, through the server decoder.
             let mut decoder = server();
-            assert_eq!(
-                decode_all(&mut decoder, &masked(0x82, &payload)).unwrap(),
-                [Message::Binary(payload.into())]
-            );
+            assert_eq!(decode_all(&mut decoder, &masked(0x82, &payload)).unwrap(), [Message::Binary(payload.into())]);
             assert_eq!(decoder.buffered_capacity(), 0);
         }
     }
@@ -740,10 +680,7 @@ mod tests {
                 })
                 .unwrap();
             if got.len() > before
-                && matches!(
-                    got.last(),
-                    Some(Message::Text(_) | Message::Binary(_) | Message::Close(_))
-                )
+                && matches!(got.last(), Some(Message::Text(_) | Message::Binary(_) | Message::Close(_)))
             {
                 assert!(decoder.is_idle(), "idle after message {}", got.len());
                 assert_eq!(decoder.buffered_capacity(), 0);
@@ -782,52 +719,20 @@ mod tests {
         let mut long_ping = masked(0x89, &[0; 125]);
         long_ping[1] = 0x80 | 126; // claims an extended length
         let cases: Vec<(&str, Vec<u8>, Error)> = vec![
-            (
-                "unmasked frame to server",
-                raw_frame(0x81, b"hi", None),
-                Error::UnmaskedFrame,
-            ),
-            (
-                "rsv1 without extension",
-                masked(0xC1, b"hi"),
-                Error::ReservedBits(0x40),
-            ),
+            ("unmasked frame to server", raw_frame(0x81, b"hi", None), Error::UnmaskedFrame),
+            ("rsv1 without extension", masked(0xC1, b"hi"), Error::ReservedBits(0x40)),
             ("rsv2", masked(0xA1, b"hi"), Error::ReservedBits(0x20)),
             ("rsv3", masked(0x91, b"hi"), Error::ReservedBits(0x10)),
             ("opcode 3", masked(0x83, b""), Error::UnknownOpCode(3)),
             ("opcode 7", masked(0x87, b""), Error::UnknownOpCode(7)),
             ("opcode 0xB", masked(0x8B, b""), Error::UnknownOpCode(0xB)),
             ("opcode 0xF", masked(0x8F, b""), Error::UnknownOpCode(0xF)),
-            (
-                "fragmented ping",
-                masked(0x09, b"x"),
-                Error::FragmentedControlFrame,
-            ),
-            (
-                "fragmented close",
-                masked(0x08, b""),
-                Error::FragmentedControlFrame,
-            ),
-            (
-                "ping over 125 bytes",
-                masked(0x89, &[0; 126]),
-                Error::ControlFrameTooLong,
-            ),
-            (
-                "close with 16-bit length",
-                long_ping,
-                Error::ControlFrameTooLong,
-            ),
-            (
-                "rsv1 on a ping",
-                masked(0xC9, b""),
-                Error::ReservedBits(0x40),
-            ),
-            (
-                "continuation without start",
-                masked(0x80, b"x"),
-                Error::UnexpectedContinuation,
-            ),
+            ("fragmented ping", masked(0x09, b"x"), Error::FragmentedControlFrame),
+            ("fragmented close", masked(0x08, b""), Error::FragmentedControlFrame),
+            ("ping over 125 bytes", masked(0x89, &[0; 126]), Error::ControlFrameTooLong),
+            ("close with 16-bit length", long_ping, Error::ControlFrameTooLong),
+            ("rsv1 on a ping", masked(0xC9, b""), Error::ReservedBits(0x40)),
+            ("continuation without start", masked(0x80, b"x"), Error::UnexpectedContinuation),
             (
                 "text during fragmented message",
                 [masked(0x01, b"a"), masked(0x81, b"b")].concat(),
@@ -838,82 +743,30 @@ mod tests {
                 [masked(0x02, b"a"), masked(0x02, b"b")].concat(),
                 Error::ExpectedContinuation,
             ),
-            (
-                "64-bit length with MSB set",
-                two_pow_63.to_vec(),
-                Error::InvalidLength,
-            ),
-            (
-                "invalid UTF-8",
-                masked(0x81, &[0xC3, 0x28]),
-                Error::InvalidUtf8,
-            ),
-            (
-                "truncated UTF-8",
-                masked(0x81, &[0xE2, 0x82]),
-                Error::InvalidUtf8,
-            ),
-            (
-                "surrogate in UTF-8",
-                masked(0x81, &[0xED, 0xA0, 0x80]),
-                Error::InvalidUtf8,
-            ),
+            ("64-bit length with MSB set", two_pow_63.to_vec(), Error::InvalidLength),
+            ("invalid UTF-8", masked(0x81, &[0xC3, 0x28]), Error::InvalidUtf8),
+            ("truncated UTF-8", masked(0x81, &[0xE2, 0x82]), Error::InvalidUtf8),
+            ("surrogate in UTF-8", masked(0x81, &[0xED, 0xA0, 0x80]), Error::InvalidUtf8),
             (
                 "UTF-8 invalid across fragments",
                 [masked(0x01, &[0xE2, 0x82]), masked(0x80, &[0x28])].concat(),
                 Error::InvalidUtf8,
             ),
-            (
-                "close with 1-byte payload",
-                masked(0x88, &[0x03]),
-                Error::InvalidClosePayload,
-            ),
-            (
-                "close code 1005",
-                masked(0x88, &[0x03, 0xED]),
-                Error::InvalidCloseCode(1005),
-            ),
-            (
-                "close code 1006",
-                masked(0x88, &[0x03, 0xEE]),
-                Error::InvalidCloseCode(1006),
-            ),
-            (
-                "close code 999",
-                masked(0x88, &[0x03, 0xE7]),
-                Error::InvalidCloseCode(999),
-            ),
-            (
-                "close code 1015",
-                masked(0x88, &[0x03, 0xF7]),
-                Error::InvalidCloseCode(1015),
-            ),
-            (
-                "close code 5000",
-                masked(0x88, &[0x13, 0x88]),
-                Error::InvalidCloseCode(5000),
-            ),
-            (
-                "close reason not UTF-8",
-                masked(0x88, &[0x03, 0xE8, 0xFF, 0xFE]),
-                Error::InvalidUtf8,
-            ),
+            ("close with 1-byte payload", masked(0x88, &[0x03]), Error::InvalidClosePayload),
+            ("close code 1005", masked(0x88, &[0x03, 0xED]), Error::InvalidCloseCode(1005)),
+            ("close code 1006", masked(0x88, &[0x03, 0xEE]), Error::InvalidCloseCode(1006)),
+            ("close code 999", masked(0x88, &[0x03, 0xE7]), Error::InvalidCloseCode(999)),
+            ("close code 1015", masked(0x88, &[0x03, 0xF7]), Error::InvalidCloseCode(1015)),
+            ("close code 5000", masked(0x88, &[0x13, 0x88]), Error::InvalidCloseCode(5000)),
+            ("close reason not UTF-8", masked(0x88, &[0x03, 0xE8, 0xFF, 0xFE]), Error::InvalidUtf8),
         ];
         for (name, bytes, want) in cases {
             let code = want.close_code();
             // Whole, and byte at a time.
             let mut decoder = server();
-            assert_eq!(
-                decode_all(&mut decoder, &bytes),
-                Err(want.clone()),
-                "{name}"
-            );
+            assert_eq!(decode_all(&mut decoder, &bytes), Err(want.clone()), "{name}");
             let mut decoder = server();
-            assert_eq!(
-                decode_chunked(&mut decoder, &bytes, &[1]),
-                Err(want),
-                "{name} (bytewise)"
-            );
+            assert_eq!(decode_chunked(&mut decoder, &bytes, &[1]), Err(want), "{name} (bytewise)");
             assert_eq!(decoder.buffered_capacity(), 0, "{name}");
             let expected_code = match name {
                 n if n.contains("UTF-8") => 1007,
@@ -926,15 +779,9 @@ mod tests {
     #[test]
     fn client_role_rejects_masked_frames_and_accepts_unmasked() {
         let mut decoder = client();
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0x81, b"hi")),
-            Err(Error::MaskedFrame)
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0x81, b"hi")), Err(Error::MaskedFrame));
         let mut decoder = client();
-        assert_eq!(
-            decode_all(&mut decoder, &raw_frame(0x81, b"hi", None)).unwrap(),
-            [text("hi")]
-        );
+        assert_eq!(decode_all(&mut decoder, &raw_frame(0x81, b"hi", None)).unwrap(), [text("hi")]);
     }
 
     #[test]
@@ -958,10 +805,7 @@ mod tests {
         // Exactly at the limit is fine.
         let mut decoder = with_limits(1000, 8);
         let payload = vec![9u8; 1000];
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0x82, &payload)).unwrap(),
-            [Message::Binary(payload.into())]
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0x82, &payload)).unwrap(), [Message::Binary(payload.into())]);
     }
 
     #[test]
@@ -972,23 +816,14 @@ mod tests {
         decode_all(&mut decoder, &masked(0x02, &[0; 60])).unwrap();
         assert!(!decoder.is_idle());
         let second = masked(0x80, &[0; 41]);
-        assert_eq!(
-            decode_all(&mut decoder, &second[..6]),
-            Err(Error::MessageTooBig { max: 100 })
-        );
+        assert_eq!(decode_all(&mut decoder, &second[..6]), Err(Error::MessageTooBig { max: 100 }));
         assert_eq!(decoder.buffered_capacity(), 0);
 
         // Fragment count.
         let mut decoder = with_limits(1000, 3);
         let ok = [masked(0x01, b"a"), masked(0x00, b"b"), masked(0x80, b"c")].concat();
         assert_eq!(decode_all(&mut decoder, &ok).unwrap(), [text("abc")]);
-        let too_many = [
-            masked(0x01, b"a"),
-            masked(0x00, b"b"),
-            masked(0x00, b"c"),
-            masked(0x80, b"d"),
-        ]
-        .concat();
+        let too_many = [masked(0x01, b"a"), masked(0x00, b"b"), masked(0x00, b"c"), masked(0x80, b"d")].concat();
         let err = decode_all(&mut decoder, &too_many).unwrap_err();
         assert_eq!(err, Error::TooManyFragments { max: 3 });
         assert_eq!(err.close_code(), 1009);
@@ -997,18 +832,10 @@ mod tests {
     #[test]
     fn utf8_split_across_fragments_is_valid_when_whole() {
         let euro = "€".as_bytes(); // E2 82 AC
-        let bytes = [
-            masked(0x01, &euro[..1]),
-            masked(0x00, &euro[1..2]),
-            masked(0x80, &euro[2..]),
-        ]
-        .concat();
+        let bytes = [masked(0x01, &euro[..1]), masked(0x00, &euro[1..2]), masked(0x80, &euro[2..])].concat();
         for size in 1..=bytes.len() {
             let mut decoder = server();
-            assert_eq!(
-                decode_chunked(&mut decoder, &bytes, &[size]).unwrap(),
-                [text("€")]
-            );
+            assert_eq!(decode_chunked(&mut decoder, &bytes, &[size]).unwrap(), [text("€")]);
         }
     }
 
@@ -1023,22 +850,13 @@ mod tests {
         ];
         for (payload, want) in cases {
             let mut decoder = server();
-            assert_eq!(
-                decode_all(&mut decoder, &masked(0x88, payload)).unwrap(),
-                std::slice::from_ref(want)
-            );
+            assert_eq!(decode_all(&mut decoder, &masked(0x88, payload)).unwrap(), std::slice::from_ref(want));
         }
     }
 
     #[test]
     fn break_keeps_the_rest_and_resumes() {
-        let bytes = [
-            masked(0x81, b"one"),
-            masked(0x89, b"p"),
-            masked(0x81, b"two"),
-            masked(0x01, b"thr"),
-        ]
-        .concat();
+        let bytes = [masked(0x81, b"one"), masked(0x89, b"p"), masked(0x81, b"two"), masked(0x01, b"thr")].concat();
         let tail = masked(0x80, b"ee");
         let mut decoder = server();
         let mut got = Vec::new();
@@ -1078,24 +896,14 @@ mod tests {
                 ControlFlow::Continue(())
             })
             .unwrap();
-        assert_eq!(
-            got,
-            [
-                text("one"),
-                Message::Ping(Bytes::from_static(b"p")),
-                text("two"),
-                text("three")
-            ]
-        );
+        assert_eq!(got, [text("one"), Message::Ping(Bytes::from_static(b"p")), text("two"), text("three")]);
         assert!(decoder.is_idle());
         assert!(!decoder.has_pending_input());
         assert_eq!(decoder.buffered_capacity(), 0);
 
         // Breaking on the last message of a chunk keeps nothing.
         let mut decoder = server();
-        decoder
-            .decode(&masked(0x81, b"x"), |_| ControlFlow::Break(()))
-            .unwrap();
+        decoder.decode(&masked(0x81, b"x"), |_| ControlFlow::Break(())).unwrap();
         assert!(decoder.is_idle());
         assert_eq!(decoder.buffered_capacity(), 0);
     }
@@ -1105,15 +913,9 @@ mod tests {
         let mut decoder = server();
         decode_all(&mut decoder, &masked(0x01, &[0; 500])).unwrap();
         assert!(decoder.buffered_capacity() >= 500);
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0x81, b"")),
-            Err(Error::ExpectedContinuation)
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0x81, b"")), Err(Error::ExpectedContinuation));
         assert_eq!(decoder.buffered_capacity(), 0);
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0x81, b"ok")),
-            Err(Error::ExpectedContinuation)
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0x81, b"ok")), Err(Error::ExpectedContinuation));
     }
 
     #[test]
@@ -1130,10 +932,7 @@ mod tests {
         // Some payload: the buffer is sized for this frame (its last) only.
         decode_all(&mut decoder, &frame[8..20]).unwrap();
         assert_eq!(decoder.buffered_capacity(), 1000);
-        assert_eq!(
-            decode_all(&mut decoder, &frame[20..]).unwrap(),
-            [Message::Binary(vec![5; 1000].into())]
-        );
+        assert_eq!(decode_all(&mut decoder, &frame[20..]).unwrap(), [Message::Binary(vec![5; 1000].into())]);
         assert_eq!(decoder.buffered_capacity(), 0);
 
         // A header declaring the maximum size pins nothing; memory follows
@@ -1151,10 +950,7 @@ mod tests {
             received += chunk.len();
             if got.is_empty() {
                 let capacity = decoder.buffered_capacity();
-                assert!(
-                    capacity >= received && capacity <= 2 * received + 8192,
-                    "{capacity}"
-                );
+                assert!(capacity >= received && capacity <= 2 * received + 8192, "{capacity}");
             } else {
                 assert_eq!(got, [Message::Binary(big.clone().into())]);
             }
@@ -1168,10 +964,7 @@ mod tests {
             bytes.extend(masked(0x00, &[1; 500]));
         }
         bytes.extend(masked(0x80, &[1; 500]));
-        assert_eq!(
-            decode_all(&mut decoder, &bytes).unwrap(),
-            [Message::Binary(vec![1; 500_000].into())]
-        );
+        assert_eq!(decode_all(&mut decoder, &bytes).unwrap(), [Message::Binary(vec![1; 500_000].into())]);
     }
 
     #[test]
@@ -1184,9 +977,7 @@ mod tests {
             if let Some(first) = bytes.first_mut()
                 && round % 2 == 0
             {
-                *first = [
-                    0x81, 0x82, 0x01, 0x02, 0x00, 0x80, 0x88, 0x89, 0x8A, 0xC1, 0xC2,
-                ][rng.below(11)];
+                *first = [0x81, 0x82, 0x01, 0x02, 0x00, 0x80, 0x88, 0x89, 0x8A, 0xC1, 0xC2][rng.below(11)];
             }
             if let Some(second) = bytes.get_mut(1)
                 && round % 3 == 0
@@ -1194,19 +985,13 @@ mod tests {
                 *second = 0x80 | (rng.below(130) as u8);
             }
             let config = DecoderConfig {
-                role: if round % 5 == 0 {
-                    Role::Client
-                } else {
-                    Role::Server
-                },
+                role: if round % 5 == 0 { Role::Client } else { Role::Server },
                 max_message_size: [0, 10, 100, 1_000_000][rng.below(4)],
                 max_fragments: 1 + rng.below(4),
             };
             let mut decoder = Decoder::new(config);
             if round % 2 == 1 {
-                decoder.set_inflater(crate::deflate::Inflater::with_context_takeover(
-                    round % 4 == 1,
-                ));
+                decoder.set_inflater(crate::deflate::Inflater::with_context_takeover(round % 4 == 1));
             }
             let sizes: Vec<usize> = (0..4).map(|_| 1 + rng.below(len.max(1))).collect();
             let result = decode_chunked(&mut decoder, &bytes, &sizes);

@@ -46,11 +46,7 @@ pub struct DeflateConfig {
 
 impl Default for DeflateConfig {
     fn default() -> Self {
-        Self {
-            threshold: 1024,
-            level: 6,
-            client_no_context_takeover: false,
-        }
+        Self { threshold: 1024, level: 6, client_no_context_takeover: false }
     }
 }
 
@@ -167,10 +163,7 @@ fn parse_offer(offer: &str) -> Option<Offer> {
 /// Malformed offers (unknown or duplicate parameters, bad values, other
 /// extension names) are skipped. Returns `None` if no offer is acceptable.
 #[must_use]
-pub fn negotiate_deflate(
-    headers: &HeaderMap,
-    config: &DeflateConfig,
-) -> Option<DeflateNegotiation> {
+pub fn negotiate_deflate(headers: &HeaderMap, config: &DeflateConfig) -> Option<DeflateNegotiation> {
     let offer = headers
         .get_all(SEC_WEBSOCKET_EXTENSIONS)
         .iter()
@@ -178,8 +171,7 @@ pub fn negotiate_deflate(
         .flat_map(|value| split_unquoted(value, b','))
         .filter_map(parse_offer)
         .find(|offer| matches!(offer.server_max_window_bits, None | Some(15)))?;
-    let client_no_context_takeover =
-        offer.client_no_context_takeover || config.client_no_context_takeover;
+    let client_no_context_takeover = offer.client_no_context_takeover || config.client_no_context_takeover;
     let mut response_header = String::from("permessage-deflate; server_no_context_takeover");
     if client_no_context_takeover {
         response_header.push_str("; client_no_context_takeover");
@@ -187,10 +179,7 @@ pub fn negotiate_deflate(
     if offer.server_max_window_bits.is_some() {
         response_header.push_str("; server_max_window_bits=15");
     }
-    Some(DeflateNegotiation {
-        client_no_context_takeover,
-        response_header,
-    })
+    Some(DeflateNegotiation { client_no_context_takeover, response_header })
 }
 
 /// Per-connection decompressor for incoming permessage-deflate messages.
@@ -227,11 +216,7 @@ impl Inflater {
     /// server's `server_no_context_takeover`).
     #[must_use]
     pub fn with_context_takeover(context_takeover: bool) -> Self {
-        Self {
-            state: None,
-            no_context_takeover: !context_takeover,
-            stream_ended: false,
-        }
+        Self { state: None, no_context_takeover: !context_takeover, stream_ended: false }
     }
 
     /// Whether the ~43 KiB decompressor state is currently allocated.
@@ -242,12 +227,7 @@ impl Inflater {
 
     /// Inflates a piece of the current message's compressed payload, appending
     /// to `out`, which may not grow beyond `max` bytes.
-    pub(crate) fn inflate(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        max: usize,
-    ) -> Result<(), Error> {
+    pub(crate) fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), Error> {
         self.run(input, out, max, FlushDecompress::None)
     }
 
@@ -272,13 +252,7 @@ impl Inflater {
         self.stream_ended = false;
     }
 
-    fn run(
-        &mut self,
-        mut input: &[u8],
-        out: &mut Vec<u8>,
-        max: usize,
-        flush: FlushDecompress,
-    ) -> Result<(), Error> {
+    fn run(&mut self, mut input: &[u8], out: &mut Vec<u8>, max: usize, flush: FlushDecompress) -> Result<(), Error> {
         if self.stream_ended {
             return Ok(());
         }
@@ -296,9 +270,7 @@ impl Inflater {
             }
             let in_before = state.total_in();
             let out_before = state.total_out();
-            let status = state
-                .decompress_vec(input, out, flush)
-                .map_err(|e| Error::Decompression(e.to_string()))?;
+            let status = state.decompress_vec(input, out, flush).map_err(|e| Error::Decompression(e.to_string()))?;
             let consumed = usize::try_from(state.total_in() - in_before).unwrap_or(usize::MAX);
             let produced = state.total_out() - out_before;
             input = input.get(consumed..).unwrap_or_default();
@@ -337,9 +309,7 @@ pub struct Deflater {
 
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflater")
-            .field("threshold", &self.threshold)
-            .finish_non_exhaustive()
+        f.debug_struct("Deflater").field("threshold", &self.threshold).finish_non_exhaustive()
     }
 }
 
@@ -347,10 +317,7 @@ impl Deflater {
     /// A compressor with `config`'s level and threshold.
     #[must_use]
     pub fn new(config: &DeflateConfig) -> Self {
-        Self {
-            compress: Compress::new(Compression::new(config.level.min(9)), false),
-            threshold: config.threshold,
-        }
+        Self { compress: Compress::new(Compression::new(config.level.min(9)), false), threshold: config.threshold }
     }
 
     /// Compresses one message payload (raw deflate, sync flush, trailing
@@ -371,11 +338,7 @@ impl Deflater {
         loop {
             // Feed everything, then flush once with empty input: repeated
             // sync flushes would each add an empty stored block.
-            let flush = if input.is_empty() {
-                FlushCompress::Sync
-            } else {
-                FlushCompress::None
-            };
+            let flush = if input.is_empty() { FlushCompress::Sync } else { FlushCompress::None };
             let before = self.compress.total_in();
             let out_before = out.len();
             self.compress.compress_vec(input, &mut out, flush).ok()?;
@@ -425,43 +388,23 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for value in values {
-            map.append(
-                SEC_WEBSOCKET_EXTENSIONS,
-                HeaderValue::from_str(value).unwrap(),
-            );
+            map.append(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(value).unwrap());
         }
         map
     }
 
     const PLAIN: &str = "permessage-deflate; server_no_context_takeover";
-    const CLIENT_NCT: &str =
-        "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    const CLIENT_NCT: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
     #[test]
     fn negotiation_table() {
         let cases: &[(&str, &[&str], Option<&str>)] = &[
             ("no header", &[], None),
             ("plain offer", &["permessage-deflate"], Some(PLAIN)),
-            (
-                "browser offer",
-                &["permessage-deflate; client_max_window_bits"],
-                Some(PLAIN),
-            ),
-            (
-                "client_max_window_bits with value",
-                &["permessage-deflate; client_max_window_bits=10"],
-                Some(PLAIN),
-            ),
-            (
-                "quoted value",
-                &["permessage-deflate; client_max_window_bits=\"12\""],
-                Some(PLAIN),
-            ),
-            (
-                "server_no_context_takeover offered",
-                &["permessage-deflate; server_no_context_takeover"],
-                Some(PLAIN),
-            ),
+            ("browser offer", &["permessage-deflate; client_max_window_bits"], Some(PLAIN)),
+            ("client_max_window_bits with value", &["permessage-deflate; client_max_window_bits=10"], Some(PLAIN)),
+            ("quoted value", &["permessage-deflate; client_max_window_bits=\"12\""], Some(PLAIN)),
+            ("server_no_context_takeover offered", &["permessage-deflate; server_no_context_takeover"], Some(PLAIN)),
             (
                 "client_no_context_takeover honoured",
                 &["permessage-deflate; client_no_context_takeover"],
@@ -481,11 +424,7 @@ mod tests {
                     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15",
                 ),
             ),
-            (
-                "server_max_window_bits=10 declined",
-                &["permessage-deflate; server_max_window_bits=10"],
-                None,
-            ),
+            ("server_max_window_bits=10 declined", &["permessage-deflate; server_max_window_bits=10"], None),
             (
                 "declined offer falls back to the next one",
                 &["permessage-deflate; server_max_window_bits=10, permessage-deflate"],
@@ -493,10 +432,7 @@ mod tests {
             ),
             (
                 "offers across several headers",
-                &[
-                    "x-webkit-deflate-frame",
-                    "permessage-deflate; client_no_context_takeover",
-                ],
+                &["x-webkit-deflate-frame", "permessage-deflate; client_no_context_takeover"],
                 Some(CLIENT_NCT),
             ),
             (
@@ -508,97 +444,44 @@ mod tests {
             ("constructor", &["constructor"], None),
             ("__proto__", &["__proto__"], None),
             (",;constructor", &[",;constructor"], None),
-            (
-                "param named constructor",
-                &["permessage-deflate; constructor"],
-                None,
-            ),
-            (
-                "param named __proto__",
-                &["permessage-deflate; __proto__=1"],
-                None,
-            ),
+            ("param named constructor", &["permessage-deflate; constructor"], None),
+            ("param named __proto__", &["permessage-deflate; __proto__=1"], None),
             ("empty", &[""], None),
             ("only separators", &[",,;;,"], None),
             ("empty param name", &["permessage-deflate; =15"], None),
             ("empty params", &["permessage-deflate;;"], None),
-            (
-                "duplicate param",
-                &["permessage-deflate; client_no_context_takeover; client_no_context_takeover"],
-                None,
-            ),
+            ("duplicate param", &["permessage-deflate; client_no_context_takeover; client_no_context_takeover"], None),
             (
                 "duplicate window bits",
                 &["permessage-deflate; server_max_window_bits=15; server_max_window_bits=15"],
                 None,
             ),
             ("unknown param", &["permessage-deflate; foo"], None),
-            (
-                "value on a flag",
-                &["permessage-deflate; server_no_context_takeover=1"],
-                None,
-            ),
-            (
-                "missing server bits value",
-                &["permessage-deflate; server_max_window_bits"],
-                None,
-            ),
-            (
-                "bits too small",
-                &["permessage-deflate; client_max_window_bits=7"],
-                None,
-            ),
-            (
-                "bits too large",
-                &["permessage-deflate; client_max_window_bits=16"],
-                None,
-            ),
-            (
-                "leading zero",
-                &["permessage-deflate; client_max_window_bits=08"],
-                None,
-            ),
-            (
-                "not a number",
-                &["permessage-deflate; client_max_window_bits=abc"],
-                None,
-            ),
-            (
-                "unterminated quote",
-                &["permessage-deflate; client_max_window_bits=\"15"],
-                None,
-            ),
-            (
-                "comma inside quotes",
-                &["permessage-deflate; client_max_window_bits=\"15, permessage-deflate\""],
-                None,
-            ),
+            ("value on a flag", &["permessage-deflate; server_no_context_takeover=1"], None),
+            ("missing server bits value", &["permessage-deflate; server_max_window_bits"], None),
+            ("bits too small", &["permessage-deflate; client_max_window_bits=7"], None),
+            ("bits too large", &["permessage-deflate; client_max_window_bits=16"], None),
+            ("leading zero", &["permessage-deflate; client_max_window_bits=08"], None),
+            ("not a number", &["permessage-deflate; client_max_window_bits=abc"], None),
+            ("unterminated quote", &["permessage-deflate; client_max_window_bits=\"15"], None),
+            ("comma inside quotes", &["permessage-deflate; client_max_window_bits=\"15, permessage-deflate\""], None),
             ("name with suffix", &["permessage-deflate-x"], None),
             ("space inside name", &["permessage deflate"], None),
         ];
         let config = DeflateConfig::default();
         for (name, values, want) in cases {
             let got = negotiate_deflate(&headers(values), &config);
-            assert_eq!(
-                got.as_ref().map(|n| n.response_header.as_str()),
-                *want,
-                "{name}"
-            );
+            assert_eq!(got.as_ref().map(|n| n.response_header.as_str()), *want, "{name}");
             if let Some(negotiation) = got {
                 assert_eq!(
                     negotiation.client_no_context_takeover,
-                    negotiation
-                        .response_header
-                        .contains("client_no_context_takeover"),
+                    negotiation.response_header.contains("client_no_context_takeover"),
                     "{name}"
                 );
             }
         }
         // The config can impose client_no_context_takeover.
-        let config = DeflateConfig {
-            client_no_context_takeover: true,
-            ..DeflateConfig::default()
-        };
+        let config = DeflateConfig { client_no_context_takeover: true, ..DeflateConfig::default() };
         let negotiation = negotiate_deflate(&headers(&["permessage-deflate"]), &config).unwrap();
         assert_eq!(negotiation.response_header, CLIENT_NCT);
         assert!(negotiation.client_no_context_takeover);
@@ -607,10 +490,7 @@ mod tests {
     #[test]
     fn non_ascii_extension_header_is_ignored() {
         let mut map = HeaderMap::new();
-        map.append(
-            SEC_WEBSOCKET_EXTENSIONS,
-            HeaderValue::from_bytes(b"permessage-deflate; \xff").unwrap(),
-        );
+        map.append(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_bytes(b"permessage-deflate; \xff").unwrap());
         assert_eq!(negotiate_deflate(&map, &DeflateConfig::default()), None);
     }
 
@@ -625,21 +505,9 @@ mod tests {
         let hello = Message::Text(Bytes::from_static(b"Hello"));
         let cases: &[(&str, Vec<u8>, usize)] = &[
             // §7.2.3.1: a message compressed into one frame.
-            (
-                "single frame",
-                masked(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]),
-                1,
-            ),
+            ("single frame", masked(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), 1),
             // §7.2.3.1: the same compressed data in two fragments.
-            (
-                "fragmented",
-                [
-                    masked(0x41, &[0xf2, 0x48, 0xcd]),
-                    masked(0x80, &[0xc9, 0xc9, 0x07, 0x00]),
-                ]
-                .concat(),
-                1,
-            ),
+            ("fragmented", [masked(0x41, &[0xf2, 0x48, 0xcd]), masked(0x80, &[0xc9, 0xc9, 0x07, 0x00])].concat(), 1),
             // §7.2.3.2: the second "Hello" refers back into the shared window.
             (
                 "shared sliding window",
@@ -651,16 +519,7 @@ mod tests {
                 2,
             ),
             // §7.2.3.3: a stored (uncompressed) DEFLATE block.
-            (
-                "stored block",
-                masked(
-                    0xC1,
-                    &[
-                        0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
-                    ],
-                ),
-                1,
-            ),
+            ("stored block", masked(0xC1, &[0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]), 1),
             // §7.2.3.4: a block with BFINAL set, then more messages.
             (
                 "bfinal block",
@@ -674,13 +533,7 @@ mod tests {
             // §7.2.3.5: two DEFLATE blocks in one message.
             (
                 "two blocks",
-                masked(
-                    0xC1,
-                    &[
-                        0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07,
-                        0x00,
-                    ],
-                ),
+                masked(0xC1, &[0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00]),
                 1,
             ),
         ];
@@ -689,20 +542,13 @@ mod tests {
             let mut decoder = deflating_decoder(true);
             assert_eq!(&decode_all(&mut decoder, bytes).unwrap(), &want, "{name}");
             let mut decoder = deflating_decoder(true);
-            assert_eq!(
-                &decode_chunked(&mut decoder, bytes, &[1]).unwrap(),
-                &want,
-                "{name} bytewise"
-            );
+            assert_eq!(&decode_chunked(&mut decoder, bytes, &[1]).unwrap(), &want, "{name} bytewise");
             assert!(decoder.is_idle());
             assert_eq!(decoder.buffered_capacity(), 0);
         }
         // §7.2.3.6: an empty message compressed to a single 0x00 byte.
         let mut decoder = deflating_decoder(false);
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0xC2, &[0x00])).unwrap(),
-            [Message::Binary(Bytes::new())]
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0xC2, &[0x00])).unwrap(), [Message::Binary(Bytes::new())]);
         // Uncompressed messages still work alongside compressed ones.
         assert_eq!(
             decode_all(&mut decoder, &masked(0x81, b"plain")).unwrap(),
@@ -715,11 +561,7 @@ mod tests {
         let cases: &[(&str, Vec<u8>)] = &[
             (
                 "rsv1 on a continuation",
-                [
-                    masked(0x41, &[0xf2, 0x48, 0xcd]),
-                    masked(0xC0, &[0xc9, 0xc9, 0x07, 0x00]),
-                ]
-                .concat(),
+                [masked(0x41, &[0xf2, 0x48, 0xcd]), masked(0xC0, &[0xc9, 0xc9, 0x07, 0x00])].concat(),
             ),
             ("rsv1 on a ping", masked(0xC9, b"")),
             ("rsv1 on a close", masked(0xC8, b"")),
@@ -738,9 +580,7 @@ mod tests {
         let mut input = payload;
         loop {
             let before = compress.total_in();
-            compress
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .unwrap();
+            compress.compress_vec(input, &mut out, FlushCompress::Sync).unwrap();
             input = &input[(compress.total_in() - before) as usize..];
             if input.is_empty() && out.len() < out.capacity() {
                 break;
@@ -754,9 +594,7 @@ mod tests {
 
     fn sample_messages() -> Vec<Vec<u8>> {
         let mut rng = XorShift(42);
-        let words = [
-            "socket", "shoal", "event", "message", "{\"id\":", "[1,2,3]", "héllo", "😀",
-        ];
+        let words = ["socket", "shoal", "event", "message", "{\"id\":", "[1,2,3]", "héllo", "😀"];
         (0..12)
             .map(|i| {
                 let n = [0usize, 1, 10, 500, 3000, 40_000][i % 6];
@@ -778,10 +616,7 @@ mod tests {
         for message in &messages {
             bytes.extend(masked(0xC1, &compress_with_context(&mut compress, message)));
         }
-        let want: Vec<Message> = messages
-            .iter()
-            .map(|m| Message::Text(Bytes::copy_from_slice(m)))
-            .collect();
+        let want: Vec<Message> = messages.iter().map(|m| Message::Text(Bytes::copy_from_slice(m))).collect();
         for sizes in [&[usize::MAX][..], &[1], &[7, 300, 4096]] {
             let mut decoder = deflating_decoder(true);
             assert_eq!(decode_chunked(&mut decoder, &bytes, sizes).unwrap(), want);
@@ -793,36 +628,24 @@ mod tests {
 
     #[test]
     fn round_trip_without_context_takeover() {
-        let config = DeflateConfig {
-            threshold: 0,
-            ..DeflateConfig::default()
-        };
+        let config = DeflateConfig { threshold: 0, ..DeflateConfig::default() };
         let mut deflater = Deflater::new(&config);
-        let negotiation = negotiate_deflate(
-            &headers(&["permessage-deflate; client_no_context_takeover"]),
-            &config,
-        )
-        .unwrap();
+        let negotiation =
+            negotiate_deflate(&headers(&["permessage-deflate; client_no_context_takeover"]), &config).unwrap();
         let mut decoder = Decoder::new(DecoderConfig::default());
         decoder.set_inflater(Inflater::new(&negotiation));
         for message in sample_messages() {
             let frame = match deflater.compress(&message) {
                 Some(compressed) => {
                     assert!(compressed.len() < message.len());
-                    assert_eq!(
-                        deflate_message(&message, &config).as_ref(),
-                        Some(&compressed)
-                    );
+                    assert_eq!(deflate_message(&message, &config).as_ref(), Some(&compressed));
                     // Fragment compressed messages in two to exercise that path.
                     let (a, b) = compressed.split_at(compressed.len() / 2);
                     [masked(0x41, a), masked(0x80, b)].concat()
                 }
                 None => masked(0x81, &message),
             };
-            assert_eq!(
-                decode_all(&mut decoder, &frame).unwrap(),
-                [Message::Text(Bytes::from(message))]
-            );
+            assert_eq!(decode_all(&mut decoder, &frame).unwrap(), [Message::Text(Bytes::from(message))]);
             assert!(decoder.is_idle());
             assert_eq!(decoder.buffered_capacity(), 0);
             // No context takeover: the inflater frees its state after each message.
@@ -836,24 +659,12 @@ mod tests {
         let payload = b"{\"event\":\"tick\"} ".repeat(200);
         let compressed = deflate_message(&payload, &config).unwrap();
         let mut bytes = Vec::new();
-        crate::frame::write_frame(
-            &mut bytes,
-            crate::frame::OpCode::Binary,
-            &compressed,
-            true,
-            None,
-        );
+        crate::frame::write_frame(&mut bytes, crate::frame::OpCode::Binary, &compressed, true, None);
         bytes.extend(raw_frame(0xC2, &compressed, None));
-        let mut decoder = Decoder::new(DecoderConfig {
-            role: Role::Client,
-            ..DecoderConfig::default()
-        });
+        let mut decoder = Decoder::new(DecoderConfig { role: Role::Client, ..DecoderConfig::default() });
         decoder.set_inflater(Inflater::with_context_takeover(false));
         let want = Message::Binary(Bytes::from(payload));
-        assert_eq!(
-            decode_all(&mut decoder, &bytes).unwrap(),
-            [want.clone(), want]
-        );
+        assert_eq!(decode_all(&mut decoder, &bytes).unwrap(), [want.clone(), want]);
     }
 
     #[test]
@@ -870,10 +681,7 @@ mod tests {
         let stored = DeflateConfig { level: 0, ..config };
         assert_eq!(deflate_message(&[b'a'; 5000], &stored), None);
         // Out-of-range levels are clamped instead of failing.
-        let huge = DeflateConfig {
-            level: 1000,
-            ..config
-        };
+        let huge = DeflateConfig { level: 1000, ..config };
         assert!(deflate_message(&[b'a'; 5000], &huge).is_some());
         // Deterministic: the same payload always compresses the same way.
         let mut deflater = Deflater::new(&config);
@@ -921,10 +729,7 @@ mod tests {
         );
         let too_big = zeros_compressed(1_000_001);
         let mut decoder = deflating_decoder(false);
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0xC2, &too_big)),
-            Err(Error::MessageTooBig { max: 1_000_000 })
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0xC2, &too_big)), Err(Error::MessageTooBig { max: 1_000_000 }));
     }
 
     #[test]
@@ -940,16 +745,10 @@ mod tests {
             assert_eq!(err.close_code(), 1007, "{name}");
         }
         // Valid compression of invalid UTF-8 in a text message.
-        let config = DeflateConfig {
-            threshold: 0,
-            ..DeflateConfig::default()
-        };
+        let config = DeflateConfig { threshold: 0, ..DeflateConfig::default() };
         let bad = [&[0xffu8, 0xfe][..], &[b'a'; 100]].concat();
         let compressed = deflate_message(&bad, &config).unwrap();
         let mut decoder = deflating_decoder(true);
-        assert_eq!(
-            decode_all(&mut decoder, &masked(0xC1, &compressed)),
-            Err(Error::InvalidUtf8)
-        );
+        assert_eq!(decode_all(&mut decoder, &masked(0xC1, &compressed)), Err(Error::InvalidUtf8));
     }
 }

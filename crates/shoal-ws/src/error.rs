@@ -131,10 +131,9 @@ impl HandshakeError {
         match self {
             Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
-            Self::MissingUpgrade
-            | Self::MissingConnectionUpgrade
-            | Self::MissingKey
-            | Self::InvalidKey => StatusCode::BAD_REQUEST,
+            Self::MissingUpgrade | Self::MissingConnectionUpgrade | Self::MissingKey | Self::InvalidKey => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 }

@@ -154,13 +154,7 @@ pub fn encode_header(
 
 /// Appends a complete, final (FIN set) frame to `buf`: the header followed by
 /// the payload, masked when `mask` is `Some`.
-pub fn write_frame(
-    buf: &mut Vec<u8>,
-    opcode: OpCode,
-    payload: &[u8],
-    rsv1: bool,
-    mask: Option<[u8; 4]>,
-) {
+pub fn write_frame(buf: &mut Vec<u8>, opcode: OpCode, payload: &[u8], rsv1: bool, mask: Option<[u8; 4]>) {
     let mut header = [0u8; MAX_HEADER_LEN];
     let n = encode_header(&mut header, opcode, true, rsv1, payload.len(), mask);
     buf.reserve(n + payload.len());
@@ -202,9 +196,7 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
 pub(crate) fn apply_mask_at(data: &mut [u8], mask: [u8; 4], offset: usize) -> usize {
     let mut key = mask;
     key.rotate_left(offset % 4);
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let (chunks, rest) = data.as_chunks_mut::<8>();
     for chunk in chunks {
         *chunk = (u64::from_ne_bytes(*chunk) ^ word).to_ne_bytes();
@@ -244,31 +236,15 @@ mod tests {
             (
                 "single-frame masked text",
                 frame(OpCode::Text, true, b"Hello", Some(MASK)),
-                &[
-                    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-                ],
+                &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
             ),
-            (
-                "fragment 1",
-                frame(OpCode::Text, false, b"Hel", None),
-                &[0x01, 0x03, 0x48, 0x65, 0x6c],
-            ),
-            (
-                "fragment 2",
-                frame(OpCode::Continuation, true, b"lo", None),
-                &[0x80, 0x02, 0x6c, 0x6f],
-            ),
-            (
-                "unmasked ping",
-                frame(OpCode::Ping, true, b"Hello", None),
-                &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
-            ),
+            ("fragment 1", frame(OpCode::Text, false, b"Hel", None), &[0x01, 0x03, 0x48, 0x65, 0x6c]),
+            ("fragment 2", frame(OpCode::Continuation, true, b"lo", None), &[0x80, 0x02, 0x6c, 0x6f]),
+            ("unmasked ping", frame(OpCode::Ping, true, b"Hello", None), &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]),
             (
                 "masked pong",
                 frame(OpCode::Pong, true, b"Hello", Some(MASK)),
-                &[
-                    0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-                ],
+                &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
             ),
         ];
         for (name, got, want) in cases {
@@ -277,18 +253,10 @@ mod tests {
 
         let mut buf = Vec::new();
         write_frame(&mut buf, OpCode::Text, b"Hello", false, Some(MASK));
-        assert_eq!(
-            buf,
-            [
-                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
-            ]
-        );
+        assert_eq!(buf, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 
         let mut header = [0u8; MAX_HEADER_LEN];
-        assert_eq!(
-            encode_header(&mut header, OpCode::Binary, true, false, 256, None),
-            4
-        );
+        assert_eq!(encode_header(&mut header, OpCode::Binary, true, false, 256, None), 4);
         assert_eq!(header[..4], [0x82, 0x7E, 0x01, 0x00]);
         let n = encode_header(&mut header, OpCode::Binary, true, false, 65536, None);
         assert_eq!(header[..n], [0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00]);
@@ -349,27 +317,8 @@ mod tests {
 
     #[test]
     fn close_codes() {
-        let valid = [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
-        ];
-        let invalid = [
-            0,
-            1,
-            999,
-            1004,
-            1005,
-            1006,
-            1012,
-            1013,
-            1014,
-            1015,
-            1016,
-            1100,
-            2000,
-            2999,
-            5000,
-            u16::MAX,
-        ];
+        let valid = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999];
+        let invalid = [0, 1, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000, u16::MAX];
         for code in valid {
             assert!(is_valid_close_code(code), "{code}");
         }
@@ -403,11 +352,7 @@ mod tests {
                 let original: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
                 let mut fast = original.clone();
                 let next = apply_mask_at(&mut fast, mask, offset);
-                let naive: Vec<u8> = original
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| b ^ mask[(i + offset) % 4])
-                    .collect();
+                let naive: Vec<u8> = original.iter().enumerate().map(|(i, b)| b ^ mask[(i + offset) % 4]).collect();
                 assert_eq!(fast, naive, "len {len} offset {offset}");
                 assert_eq!(next, (offset + len) % 4);
             }

@@ -36,12 +36,10 @@ impl fmt::Display for AcceptKey {
 /// True if any value of header `name` contains `token` in its comma-separated
 /// list, compared ASCII case-insensitively.
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|value| value.as_bytes().split(|&b| b == b',').any(|item| item.trim_ascii().eq_ignore_ascii_case(token)))
 }
 
 /// Cheap check that a request asks for a WebSocket upgrade: method `GET`, an
@@ -51,9 +49,7 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
 /// Use [`validate_upgrade`] to check the rest of the handshake.
 #[must_use]
 pub fn is_upgrade_request(method: &Method, headers: &HeaderMap) -> bool {
-    method == Method::GET
-        && has_token(headers, &UPGRADE, b"websocket")
-        && has_token(headers, &CONNECTION, b"upgrade")
+    method == Method::GET && has_token(headers, &UPGRADE, b"websocket") && has_token(headers, &CONNECTION, b"upgrade")
 }
 
 /// Whether `key` looks like the base64 encoding of exactly 16 bytes:
@@ -64,10 +60,7 @@ pub fn is_upgrade_request(method: &Method, headers: &HeaderMap) -> bool {
 fn is_valid_key(key: &[u8]) -> bool {
     match key.split_last_chunk::<2>() {
         Some((body, b"==")) => {
-            body.len() == 22
-                && body
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            body.len() == 22 && body.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
         }
         _ => false,
     }
@@ -149,10 +142,7 @@ mod tests {
     fn request(pairs: &[(&str, &[u8])]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_bytes(value).unwrap(),
-            );
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
         }
         map
     }
@@ -166,13 +156,7 @@ mod tests {
         ];
         let pairs: Vec<(&str, &[u8])> = base
             .iter()
-            .filter_map(|&(name, v)| {
-                if name == replace {
-                    value.map(|value| (name, value))
-                } else {
-                    Some((name, v))
-                }
-            })
+            .filter_map(|&(name, v)| if name == replace { value.map(|value| (name, value)) } else { Some((name, v)) })
             .collect();
         request(&pairs)
     }
@@ -196,17 +180,9 @@ mod tests {
             ("upgrade token list", "upgrade", b"h2c, websocket"),
             ("connection list", "connection", b"keep-alive, Upgrade"),
             ("connection lower case", "connection", b"upgrade"),
-            (
-                "connection without spaces",
-                "connection",
-                b"keep-alive,upgrade",
-            ),
+            ("connection without spaces", "connection", b"keep-alive,upgrade"),
             ("version with spaces", "sec-websocket-version", b" 13 "),
-            (
-                "key with spaces",
-                "sec-websocket-key",
-                b" dGhlIHNhbXBsZSBub25jZQ== ",
-            ),
+            ("key with spaces", "sec-websocket-key", b" dGhlIHNhbXBsZSBub25jZQ== "),
         ];
         for (name, header, value) in cases {
             let headers = valid_with(header, Some(value));
@@ -224,58 +200,16 @@ mod tests {
     }
 
     /// Name, method, header to replace (or drop), its value, error, status.
-    type BadCase<'a> = (
-        &'a str,
-        Method,
-        &'a str,
-        Option<&'a [u8]>,
-        HandshakeError,
-        u16,
-    );
+    type BadCase<'a> = (&'a str, Method, &'a str, Option<&'a [u8]>, HandshakeError, u16);
 
     #[test]
     fn bad_requests_are_rejected() {
         let cases: &[BadCase<'_>] = &[
-            (
-                "POST",
-                Method::POST,
-                "",
-                None,
-                HandshakeError::MethodNotGet,
-                405,
-            ),
-            (
-                "no upgrade",
-                Method::GET,
-                "upgrade",
-                None,
-                HandshakeError::MissingUpgrade,
-                400,
-            ),
-            (
-                "upgrade h2c",
-                Method::GET,
-                "upgrade",
-                Some(b"h2c"),
-                HandshakeError::MissingUpgrade,
-                400,
-            ),
-            (
-                "upgrade substring",
-                Method::GET,
-                "upgrade",
-                Some(b"websockets"),
-                HandshakeError::MissingUpgrade,
-                400,
-            ),
-            (
-                "no connection",
-                Method::GET,
-                "connection",
-                None,
-                HandshakeError::MissingConnectionUpgrade,
-                400,
-            ),
+            ("POST", Method::POST, "", None, HandshakeError::MethodNotGet, 405),
+            ("no upgrade", Method::GET, "upgrade", None, HandshakeError::MissingUpgrade, 400),
+            ("upgrade h2c", Method::GET, "upgrade", Some(b"h2c"), HandshakeError::MissingUpgrade, 400),
+            ("upgrade substring", Method::GET, "upgrade", Some(b"websockets"), HandshakeError::MissingUpgrade, 400),
+            ("no connection", Method::GET, "connection", None, HandshakeError::MissingConnectionUpgrade, 400),
             (
                 "connection keep-alive only",
                 Method::GET,
@@ -284,22 +218,8 @@ mod tests {
                 HandshakeError::MissingConnectionUpgrade,
                 400,
             ),
-            (
-                "no version",
-                Method::GET,
-                "sec-websocket-version",
-                None,
-                HandshakeError::UnsupportedVersion,
-                426,
-            ),
-            (
-                "version 8",
-                Method::GET,
-                "sec-websocket-version",
-                Some(b"8"),
-                HandshakeError::UnsupportedVersion,
-                426,
-            ),
+            ("no version", Method::GET, "sec-websocket-version", None, HandshakeError::UnsupportedVersion, 426),
+            ("version 8", Method::GET, "sec-websocket-version", Some(b"8"), HandshakeError::UnsupportedVersion, 426),
             (
                 "version list",
                 Method::GET,
@@ -308,22 +228,8 @@ mod tests {
                 HandshakeError::UnsupportedVersion,
                 426,
             ),
-            (
-                "no key",
-                Method::GET,
-                "sec-websocket-key",
-                None,
-                HandshakeError::MissingKey,
-                400,
-            ),
-            (
-                "empty key",
-                Method::GET,
-                "sec-websocket-key",
-                Some(b""),
-                HandshakeError::InvalidKey,
-                400,
-            ),
+            ("no key", Method::GET, "sec-websocket-key", None, HandshakeError::MissingKey, 400),
+            ("empty key", Method::GET, "sec-websocket-key", Some(b""), HandshakeError::InvalidKey, 400),
             (
                 "15-byte key",
                 Method::GET,
@@ -375,26 +281,16 @@ mod tests {
         ];
         for (name, method, header, value, want, status) in cases {
             let headers = valid_with(header, *value);
-            assert_eq!(
-                validate_upgrade(method, &headers),
-                Err(want.clone()),
-                "{name}"
-            );
+            assert_eq!(validate_upgrade(method, &headers), Err(want.clone()), "{name}");
             assert_eq!(want.status().as_u16(), *status, "{name}");
         }
         // Two keys or two versions.
         let mut headers = valid_with("", None);
         headers.append(SEC_WEBSOCKET_KEY, HeaderValue::from_static(KEY));
-        assert_eq!(
-            validate_upgrade(&Method::GET, &headers),
-            Err(HandshakeError::InvalidKey)
-        );
+        assert_eq!(validate_upgrade(&Method::GET, &headers), Err(HandshakeError::InvalidKey));
         let mut headers = valid_with("", None);
         headers.append(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        assert_eq!(
-            validate_upgrade(&Method::GET, &headers),
-            Err(HandshakeError::UnsupportedVersion)
-        );
+        assert_eq!(validate_upgrade(&Method::GET, &headers), Err(HandshakeError::UnsupportedVersion));
         assert!(!is_upgrade_request(&Method::POST, &valid_with("", None)));
         assert!(!is_upgrade_request(&Method::GET, &HeaderMap::new()));
     }

@@ -62,16 +62,10 @@ pub mod handshake;
 mod test_util;
 
 pub use decoder::{Decoder, DecoderConfig, Message};
-pub use deflate::{
-    DeflateConfig, DeflateNegotiation, Deflater, Inflater, deflate_message, negotiate_deflate,
-};
-pub use error::{
-    CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR, Error, HandshakeError,
-};
+pub use deflate::{DeflateConfig, DeflateNegotiation, Deflater, Inflater, deflate_message, negotiate_deflate};
+pub use error::{CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR, Error, HandshakeError};
 pub use frame::{
-    CloseFrame, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, apply_mask, close_payload,
-    encode_header, header_len, is_valid_close_code, write_frame,
+    CloseFrame, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, apply_mask, close_payload, encode_header,
+    header_len, is_valid_close_code, write_frame,
 };
-pub use handshake::{
-    AcceptKey, accept_key, generate_key, is_upgrade_request, validate_upgrade, verify_accept,
-};
+pub use handshake::{AcceptKey, accept_key, generate_key, is_upgrade_request, validate_upgrade, verify_accept};

@@ -13,14 +13,7 @@ pub(crate) const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 /// payload masked with `mask` if given.
 pub(crate) fn raw_frame(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut header = [0u8; MAX_HEADER_LEN];
-    let n = encode_header(
-        &mut header,
-        OpCode::Continuation,
-        false,
-        false,
-        payload.len(),
-        mask,
-    );
+    let n = encode_header(&mut header, OpCode::Continuation, false, false, payload.len(), mask);
     header[0] = b0;
     let mut out = header[..n].to_vec();
     let start = out.len();
@@ -47,20 +40,12 @@ pub(crate) fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Result<Vec<Mess
 }
 
 /// Feeds `bytes` in the given chunk sizes (cycled) and collects the messages.
-pub(crate) fn decode_chunked(
-    decoder: &mut Decoder,
-    bytes: &[u8],
-    sizes: &[usize],
-) -> Result<Vec<Message>, Error> {
+pub(crate) fn decode_chunked(decoder: &mut Decoder, bytes: &[u8], sizes: &[usize]) -> Result<Vec<Message>, Error> {
     let mut out = Vec::new();
     let mut rest = bytes;
     let mut i = 0;
     while !rest.is_empty() {
-        let size = sizes
-            .get(i % sizes.len().max(1))
-            .copied()
-            .unwrap_or(1)
-            .clamp(1, rest.len());
+        let size = sizes.get(i % sizes.len().max(1)).copied().unwrap_or(1).clamp(1, rest.len());
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         i += 1;

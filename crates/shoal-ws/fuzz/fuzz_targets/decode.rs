@@ -18,11 +18,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = if flags & 4 != 0 {
-        DecoderConfig {
-            role: Role::Server,
-            max_message_size: 4096,
-            max_fragments: 4,
-        }
+        DecoderConfig { role: Role::Server, max_message_size: 4096, max_fragments: 4 }
     } else {
         DecoderConfig::default()
     };
@@ -47,11 +43,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => {}
         }
-        if break_each {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        if break_each { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
 
     let mut rest = stream;
