@@ -1,0 +1,157 @@
+//! The command line: subcommands and their flags.
+//!
+//! Flags that configure the node are `Option`s without a clap default, so that a flag
+//! that was not given does not override the configuration file (defaults < file < flags).
+//! Their defaults live in [`crate::config::ServeConfig::default`] and are quoted in the
+//! help text.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run and operate Shoal Socket.IO nodes.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a node: Socket.IO on /socket.io/, the demo chat page on /, health on /health.
+    ///
+    /// Settings come from the defaults, then the `--config` file, then the flags (each
+    /// overriding the previous). Stops gracefully on SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// Flags of `shoal serve`.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// TCP port to listen on; 0 picks a free port (the bound address is logged).
+    /// [default: 3000]
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+
+    /// Address to listen on (an IP address or a host name). [default: 0.0.0.0]
+    #[arg(long, value_name = "HOST")]
+    pub(crate) host: Option<String>,
+
+    /// Origin allowed to use the HTTP long-polling transport from a browser page served
+    /// elsewhere (CORS). Repeat for several; `*` allows any origin. [default: none, so
+    /// only same-origin pages]
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub(crate) cors_origin: Vec<String>,
+
+    /// Interval between two heartbeats, in milliseconds. [default: 25000]
+    #[arg(long, value_name = "MS")]
+    pub(crate) ping_interval: Option<u64>,
+
+    /// How long to wait for the answer to a heartbeat before dropping the connection, in
+    /// milliseconds. [default: 20000]
+    #[arg(long, value_name = "MS")]
+    pub(crate) ping_timeout: Option<u64>,
+
+    /// Largest message (WebSocket) or HTTP body (polling) accepted from a client, in
+    /// bytes. [default: 1000000]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_payload: Option<usize>,
+
+    /// How long a new connection may stay without joining a namespace, in milliseconds.
+    /// [default: 45000]
+    #[arg(long, value_name = "MS")]
+    pub(crate) connect_timeout: Option<u64>,
+
+    /// Most packets queued for sending to one client; past it a regular packet
+    /// disconnects the client as a slow consumer. [default: 8192]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_buffered_packets: Option<usize>,
+
+    /// Most bytes queued for sending to one client (same policy as
+    /// --max-buffered-packets). [default: 8388608]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_buffered_bytes: Option<usize>,
+
+    /// Id of this node, embedded in every session and socket id: 4 characters of
+    /// [A-Za-z0-9_-] are used as is, any other name is hashed to 4. [default: random]
+    #[arg(long, value_name = "ID")]
+    pub(crate) node_id: Option<String>,
+
+    /// Send the `io` affinity cookie with handshakes, for load balancers that stick
+    /// sessions by cookie. [default: off]
+    #[arg(long)]
+    pub(crate) cookie: bool,
+
+    /// Turn the demo chat off: neither its page nor its event handlers (clients can still
+    /// connect to namespace `/`; /health stays). In the file: `demo = false`. [default:
+    /// the demo is on]
+    #[arg(long)]
+    pub(crate) no_demo: bool,
+
+    /// Directory of the demo's static files (index.html, and the socket.io-client bundle
+    /// in node_modules/socket.io-client/dist/). [default: `web/` in the current
+    /// directory, else `web/` next to the binary or in one of its parent directories]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) demo_dir: Option<PathBuf>,
+
+    /// Log filter, in tracing's EnvFilter syntax (`info`, `debug`,
+    /// `warn,shoal=debug`...). [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub(crate) log: Option<String>,
+
+    /// TOML configuration file; its keys are the flags' names in snake_case
+    /// (`ping_interval = 10000`, `cors_origin = ["*"]`), times in milliseconds, except
+    /// --no-demo which is `demo = false`. Unknown keys are an error. Flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Validate the merged configuration (defaults, file, flags), print it as TOML and
+    /// exit: status 0 if valid, 1 if not.
+    #[arg(long)]
+    pub(crate) check_config: bool,
+}
+
+/// Runs the command line.
+pub(crate) fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => crate::node::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "shoal",
+            "serve",
+            "--port",
+            "0",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "*",
+            "--cookie",
+            "--no-demo",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.port, Some(0));
+        assert_eq!(args.cors_origin, ["https://a.example", "*"]);
+        assert!(args.cookie && args.no_demo && !args.check_config);
+        assert_eq!(args.host, None);
+    }
+}

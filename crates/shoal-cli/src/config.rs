@@ -1,0 +1,404 @@
+//! The configuration of `shoal serve`: defaults, then a TOML file, then flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shoal::{AllowedOrigins, CookieConfig, Cors, NodeId, SocketIoConfig};
+
+use crate::cli::ServeArgs;
+
+/// Everything `shoal serve` needs, as merged from the defaults, the TOML file and the
+/// flags. Also the TOML file's schema: the same keys as the flags, in snake_case, times
+/// in milliseconds; absent keys keep their default, unknown keys are an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ServeConfig {
+    /// TCP port (0: any free port).
+    pub(crate) port: u16,
+    /// Address to listen on.
+    pub(crate) host: String,
+    /// Origins allowed by CORS (`*`: any); empty: no CORS headers.
+    pub(crate) cors_origin: Vec<String>,
+    /// Heartbeat interval, ms.
+    pub(crate) ping_interval: u64,
+    /// Heartbeat timeout, ms.
+    pub(crate) ping_timeout: u64,
+    /// Largest incoming message or polling body, bytes.
+    pub(crate) max_payload: usize,
+    /// Time allowed to join a namespace after connecting, ms.
+    pub(crate) connect_timeout: u64,
+    /// Per-client send queue limit, packets.
+    pub(crate) max_buffered_packets: usize,
+    /// Per-client send queue limit, bytes.
+    pub(crate) max_buffered_bytes: usize,
+    /// Node id (or a name hashed to one); random when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node_id: Option<String>,
+    /// Send the `io` affinity cookie.
+    pub(crate) cookie: bool,
+    /// Serve the demo chat page (`--no-demo` sets it to false).
+    pub(crate) demo: bool,
+    /// Where the demo's files are; searched for when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) demo_dir: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax).
+    pub(crate) log: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            port: 3000,
+            host: "0.0.0.0".into(),
+            cors_origin: Vec::new(),
+            ping_interval: 25_000,
+            ping_timeout: 20_000,
+            max_payload: 1_000_000,
+            connect_timeout: 45_000,
+            max_buffered_packets: 8192,
+            max_buffered_bytes: 8 * 1024 * 1024,
+            node_id: None,
+            cookie: false,
+            demo: true,
+            demo_dir: None,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid configuration file {}:\n{source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and why (toml's message quotes the line).
+        source: Box<toml::de::Error>,
+    },
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ServeConfig {
+    /// Parses a TOML document over the defaults.
+    pub(crate) fn from_toml(text: &str) -> Result<ServeConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Reads a TOML file over the defaults.
+    pub(crate) fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), source: Box::new(e) })
+    }
+
+    /// The defaults, overridden by the file of `--config` if any, overridden by the
+    /// flags that were given. Not validated yet.
+    pub(crate) fn load(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => ServeConfig::default(),
+        };
+        config.apply_flags(args);
+        Ok(config)
+    }
+
+    /// Overrides the settings whose flag was given.
+    pub(crate) fn apply_flags(&mut self, args: &ServeArgs) {
+        fn set<T: Clone>(slot: &mut T, flag: Option<&T>) {
+            if let Some(v) = flag {
+                slot.clone_from(v);
+            }
+        }
+        set(&mut self.port, args.port.as_ref());
+        set(&mut self.host, args.host.as_ref());
+        set(&mut self.ping_interval, args.ping_interval.as_ref());
+        set(&mut self.ping_timeout, args.ping_timeout.as_ref());
+        set(&mut self.max_payload, args.max_payload.as_ref());
+        set(&mut self.connect_timeout, args.connect_timeout.as_ref());
+        set(&mut self.max_buffered_packets, args.max_buffered_packets.as_ref());
+        set(&mut self.max_buffered_bytes, args.max_buffered_bytes.as_ref());
+        set(&mut self.log, args.log.as_ref());
+        if let Some(id) = &args.node_id {
+            self.node_id = Some(id.clone());
+        }
+        if let Some(dir) = &args.demo_dir {
+            self.demo_dir = Some(dir.clone());
+        }
+        // a list given on the command line replaces the file's, it does not extend it
+        if !args.cors_origin.is_empty() {
+            self.cors_origin.clone_from(&args.cors_origin);
+        }
+        if args.cookie {
+            self.cookie = true;
+        }
+        if args.no_demo {
+            self.demo = false;
+        }
+    }
+
+    /// The Socket.IO settings, validated.
+    pub(crate) fn socketio_config(&self) -> Result<SocketIoConfig, ConfigError> {
+        let mut c = SocketIoConfig::default();
+        c.engine.ping_interval = Duration::from_millis(self.ping_interval);
+        c.engine.ping_timeout = Duration::from_millis(self.ping_timeout);
+        c.engine.max_payload = self.max_payload;
+        c.engine.max_buffered_packets = self.max_buffered_packets;
+        c.engine.max_buffered_bytes = self.max_buffered_bytes;
+        c.connect_timeout = Duration::from_millis(self.connect_timeout);
+        if let Some(id) = &self.node_id {
+            if id.trim().is_empty() {
+                return Err(ConfigError::Invalid("node_id must not be empty".into()));
+            }
+            c.engine.node_id = NodeId::from_name(id);
+        }
+        c.engine.cors = self.cors()?;
+        c.engine.cookie = self.cookie.then(CookieConfig::default);
+        c.validate().map_err(ConfigError::Invalid)?;
+        Ok(c)
+    }
+
+    fn cors(&self) -> Result<Option<Cors>, ConfigError> {
+        if self.cors_origin.is_empty() {
+            return Ok(None);
+        }
+        for origin in &self.cors_origin {
+            if origin.trim().is_empty() {
+                return Err(ConfigError::Invalid("cors_origin: an origin must not be empty".into()));
+            }
+            if origin != "*" && origin.ends_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "cors_origin {origin:?}: an origin has no trailing '/' (browsers send `https://example.com`)"
+                )));
+            }
+        }
+        let origins = if self.cors_origin.iter().any(|o| o == "*") {
+            AllowedOrigins::Any
+        } else {
+            AllowedOrigins::List(self.cors_origin.clone())
+        };
+        Ok(Some(Cors::new(origins)))
+    }
+
+    /// Checks every setting: the Socket.IO limits, the address and the log filter.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::Invalid("host must not be empty".into()));
+        }
+        self.socketio_config()?;
+        self.log_filter()?;
+        Ok(())
+    }
+
+    /// The parsed log filter.
+    pub(crate) fn log_filter(&self) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&self.log)
+            .map_err(|e| ConfigError::Invalid(format!("log filter {:?}: {e}", self.log)))
+    }
+
+    /// The configuration as a TOML document (what `--check-config` prints).
+    pub(crate) fn to_toml(&self) -> String {
+        // only strings, integers, booleans and arrays of strings: cannot fail
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(f: impl FnOnce(&mut ServeArgs)) -> ServeArgs {
+        let mut a = ServeArgs::default();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = ServeConfig::default();
+        assert_eq!((c.port, c.host.as_str()), (3000, "0.0.0.0"));
+        assert_eq!((c.ping_interval, c.ping_timeout, c.max_payload), (25_000, 20_000, 1_000_000));
+        assert_eq!(c.log, "info");
+        assert!(c.demo && !c.cookie && c.cors_origin.is_empty());
+        c.validate().unwrap();
+        // the library's own defaults agree with ours
+        let lib = SocketIoConfig::default();
+        let ours = c.socketio_config().unwrap();
+        assert_eq!(ours.engine.ping_interval, lib.engine.ping_interval);
+        assert_eq!(ours.engine.max_buffered_packets, lib.engine.max_buffered_packets);
+        assert_eq!(ours.engine.max_buffered_bytes, lib.engine.max_buffered_bytes);
+        assert_eq!(ours.connect_timeout, lib.connect_timeout);
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(ServeConfig::from_toml("").unwrap(), ServeConfig::default());
+    }
+
+    #[test]
+    fn precedence_defaults_then_file_then_flags() {
+        let file = ServeConfig::from_toml(
+            r#"
+            port = 4000
+            host = "127.0.0.1"
+            ping_interval = 1000
+            cors_origin = ["https://a.example"]
+            log = "debug"
+            "#,
+        )
+        .unwrap();
+        // the file overrides the defaults, and only where it says something
+        assert_eq!((file.port, file.host.as_str(), file.ping_interval), (4000, "127.0.0.1", 1000));
+        assert_eq!(file.ping_timeout, 20_000);
+        assert!(file.demo);
+
+        let mut merged = file.clone();
+        merged.apply_flags(&args(|a| {
+            a.port = Some(5000);
+            a.ping_timeout = Some(700);
+            a.cors_origin = vec!["https://b.example".into()];
+            a.no_demo = true;
+            a.cookie = true;
+        }));
+        // flags override the file...
+        assert_eq!((merged.port, merged.ping_timeout), (5000, 700));
+        assert_eq!(merged.cors_origin, ["https://b.example"]);
+        assert!(!merged.demo && merged.cookie);
+        // ...and flags not given leave it alone
+        assert_eq!((merged.host.as_str(), merged.ping_interval, merged.log.as_str()), ("127.0.0.1", 1000, "debug"));
+
+        // no flags at all: the file as is
+        let mut same = file.clone();
+        same.apply_flags(&ServeArgs::default());
+        assert_eq!(same, file);
+    }
+
+    #[test]
+    fn load_reads_the_file_then_applies_flags() {
+        let path = std::env::temp_dir().join(format!("shoal-cli-load-{}.toml", std::process::id()));
+        std::fs::write(&path, "port = 4100\nmax_payload = 2048\n").unwrap();
+        let c = ServeConfig::load(&args(|a| {
+            a.config = Some(path.clone());
+            a.max_payload = Some(4096);
+        }))
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((c.port, c.max_payload), (4100, 4096));
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let e = ServeConfig::from_file(Path::new("/nonexistent/shoal.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("cannot read configuration file /nonexistent/shoal.toml"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let e = ServeConfig::from_toml("port = 1\nping_intervall = 5\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown field `ping_intervall`"), "{msg}");
+        assert!(ServeConfig::from_toml("[server]\nport = 1\n").is_err());
+    }
+
+    #[test]
+    fn mistyped_value_is_an_error() {
+        let e = ServeConfig::from_toml("port = \"3000\"\n").unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+        assert!(ServeConfig::from_toml("port = 70000\n").is_err());
+        assert!(ServeConfig::from_toml("ping_interval = -1\n").is_err());
+    }
+
+    #[test]
+    fn invalid_limits_are_rejected() {
+        let cases: [(&str, &str); 7] = [
+            ("max_payload = 0", "max_payload must be positive"),
+            ("ping_interval = 0", "ping interval and timeout must be positive"),
+            ("ping_timeout = 0", "ping interval and timeout must be positive"),
+            ("ping_interval = 5000000000", "32 bits"),
+            ("connect_timeout = 0", "connect_timeout must be positive"),
+            ("max_buffered_packets = 0", "buffer limits must be positive"),
+            ("max_buffered_bytes = 0", "buffer limits must be positive"),
+        ];
+        for (toml, expected) in cases {
+            let c = ServeConfig::from_toml(toml).unwrap();
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.starts_with("invalid configuration: ") && msg.contains(expected), "{toml}: {msg}");
+        }
+    }
+
+    #[test]
+    fn other_invalid_settings_are_rejected() {
+        for toml in [
+            "host = \"\"",
+            "node_id = \" \"",
+            "cors_origin = [\"\"]",
+            "cors_origin = [\"https://a.example/\"]",
+            "log = \"info,=[\"",
+        ] {
+            let c = ServeConfig::from_toml(toml).unwrap();
+            assert!(c.validate().is_err(), "{toml} should be invalid");
+        }
+    }
+
+    #[test]
+    fn settings_reach_the_library_config() {
+        let c = ServeConfig::from_toml(
+            r#"
+            ping_interval = 1500
+            ping_timeout = 700
+            max_payload = 2048
+            connect_timeout = 900
+            max_buffered_packets = 16
+            max_buffered_bytes = 4096
+            node_id = "ab_-"
+            cookie = true
+            cors_origin = ["https://a.example", "*"]
+            "#,
+        )
+        .unwrap();
+        let s = c.socketio_config().unwrap();
+        assert_eq!(s.engine.ping_interval, Duration::from_millis(1500));
+        assert_eq!(s.engine.ping_timeout, Duration::from_millis(700));
+        assert_eq!(s.engine.max_payload, 2048);
+        assert_eq!(s.connect_timeout, Duration::from_millis(900));
+        assert_eq!((s.engine.max_buffered_packets, s.engine.max_buffered_bytes), (16, 4096));
+        assert_eq!(s.engine.node_id.as_str(), "ab_-");
+        assert_eq!(s.engine.cookie.map(|c| c.name).as_deref(), Some("io"));
+        assert!(matches!(s.engine.cors.map(|c| c.origins), Some(AllowedOrigins::Any)));
+
+        // a longer name is hashed to a stable id
+        let named = ServeConfig { node_id: Some("node-a".into()), ..ServeConfig::default() };
+        let id = named.socketio_config().unwrap().engine.node_id;
+        assert_eq!(id, NodeId::from_name("node-a"));
+        assert_eq!(ServeConfig::default().socketio_config().unwrap().engine.cors.map(|_| ()), None);
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let mut c = ServeConfig::default();
+        c.apply_flags(&args(|a| {
+            a.port = Some(1234);
+            a.node_id = Some("n1".into());
+            a.demo_dir = Some("/srv/web".into());
+            a.cors_origin = vec!["*".into()];
+        }));
+        let text = c.to_toml();
+        assert!(text.contains("port = 1234"), "{text}");
+        assert_eq!(ServeConfig::from_toml(&text).unwrap(), c);
+        assert_eq!(ServeConfig::from_toml(&ServeConfig::default().to_toml()).unwrap(), ServeConfig::default());
+    }
+}
