@@ -54,11 +54,7 @@ mod queue {
 type Registry = Arc<std::sync::Mutex<Vec<Arc<Queue>>>>;
 
 fn main() -> io::Result<()> {
-    let port: u16 = std::env::args()
-        .skip_while(|a| a != "--port")
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
+    let port: u16 = std::env::args().skip_while(|a| a != "--port").nth(1).and_then(|p| p.parse().ok()).unwrap_or(3000);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
@@ -89,7 +85,9 @@ async fn conn(mut stream: TcpStream, registry: Registry) -> io::Result<()> {
     let text = String::from_utf8_lossy(&head);
     let key = text
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key")).map(|(_, v)| v.trim()))
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key")).map(|(_, v)| v.trim())
+        })
         .unwrap_or("");
     let resp = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
@@ -178,8 +176,14 @@ fn handle(t: &[u8], replies: &mut Vec<Bytes>, burst: &mut Option<(usize, Bytes)>
     } else if body.starts_with(b"[\"burst\",") {
         // [\"burst\",{\"n\":N,\"payload\":P}]
         let s = String::from_utf8_lossy(body);
-        let n = s.split("\"n\":").nth(1).and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next()).and_then(|x| x.parse().ok()).unwrap_or(0);
-        let payload = s.split("\"payload\":").nth(1).map(|p| p.trim_end_matches(']').trim_end_matches('}')).unwrap_or("null");
+        let n = s
+            .split("\"n\":")
+            .nth(1)
+            .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        let payload =
+            s.split("\"payload\":").nth(1).map(|p| p.trim_end_matches(']').trim_end_matches('}')).unwrap_or("null");
         *burst = Some((n, Bytes::from(format!("42[\"msg\",{payload}]"))));
     }
 }

@@ -329,7 +329,8 @@ pub async fn http_get(server: SocketAddr, source: Option<IpAddr>, path_query: &s
     stream.write_all(req.as_bytes()).await?;
     let (head, mut body) = read_head(&mut stream).await?;
     let head = String::from_utf8_lossy(&head).into_owned();
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other("bad status line"))?;
+    let status: u16 =
+        head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other("bad status line"))?;
     let len = head
         .lines()
         .find_map(|l| {

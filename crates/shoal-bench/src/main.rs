@@ -127,10 +127,12 @@ fn main() {
     let result = rt.block_on(async {
         match cli.scenario {
             Scenario::Idle { clients, settle } => {
-                scenarios::idle::run(&target, scenarios::idle::Idle { clients, settle: Duration::from_secs(settle) }).await
+                scenarios::idle::run(&target, scenarios::idle::Idle { clients, settle: Duration::from_secs(settle) })
+                    .await
             }
             Scenario::Fanout { clients, messages, payload, timeout } => {
-                let cfg = scenarios::fanout::Fanout { clients, messages, payload, timeout: Duration::from_secs(timeout) };
+                let cfg =
+                    scenarios::fanout::Fanout { clients, messages, payload, timeout: Duration::from_secs(timeout) };
                 scenarios::fanout::run(&target, cfg).await
             }
             Scenario::Echo { clients, duration, warmup, payload } => {

@@ -33,10 +33,10 @@ pub(crate) fn preflight(cors: &Cors, req: &HeaderMap) -> Response<ResponseBody> 
     if let Some(v) = req.get(header::ACCESS_CONTROL_REQUEST_HEADERS).and_then(|v| v.to_str().ok()) {
         allowed.extend(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
     }
-    if !allowed.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
-        }
+    if !allowed.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&allowed.join(", "))
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
     }
     if let Some(age) = cors.max_age {
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age.as_secs()));

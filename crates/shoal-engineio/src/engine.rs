@@ -103,10 +103,10 @@ impl<H: EngineHandler> Engine<H> {
         B::Data: Send,
         B::Error: std::fmt::Display,
     {
-        if req.method() == Method::OPTIONS {
-            if let Some(cors) = &self.config.cors {
-                return cors::preflight(cors, req.headers());
-            }
+        if req.method() == Method::OPTIONS
+            && let Some(cors) = &self.config.cors
+        {
+            return cors::preflight(cors, req.headers());
         }
         let query = req.uri().query().unwrap_or("");
         let transport = match query_param(query, "transport").as_deref() {
@@ -162,10 +162,10 @@ impl<H: EngineHandler> Engine<H> {
         let on_upgrade = (transport == TransportKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, _body) = req.into_parts();
         let info = Arc::new(RequestInfo::from_parts(&parts));
-        if let Some(allow) = &self.config.allow_request {
-            if let Err(message) = allow(info.clone()).await {
-                return error_with(ErrorCode::Forbidden, &message);
-            }
+        if let Some(allow) = &self.config.allow_request
+            && let Err(message) = allow(info.clone()).await
+        {
+            return error_with(ErrorCode::Forbidden, &message);
         }
         let sid = Sid::generate(self.config.node_id);
         let session = Arc::new(Session::new(sid, info, self.config.clone(), transport, H::Data::default()));
@@ -188,7 +188,7 @@ impl<H: EngineHandler> Engine<H> {
             (TransportKind::WebSocket, Some(on_upgrade)) => {
                 let (mut resp, deflate) = match ws_accept(&self.config, &parts.method, &parts.headers) {
                     Ok(r) => r,
-                    Err(resp) => return resp,
+                    Err(resp) => return *resp,
                 };
                 if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
                     resp.headers_mut().insert(header::SET_COOKIE, c);
@@ -230,7 +230,7 @@ impl<H: EngineHandler> Engine<H> {
         }
         let (resp, deflate) = match ws_accept(&self.config, req.method(), req.headers()) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let on_upgrade = hyper::upgrade::on(req);
         let eligible = {
@@ -290,20 +290,23 @@ impl<H: EngineHandler> Engine<H> {
     }
 }
 
+/// The negotiated permessage-deflate of a connection.
+type Deflate = (shoal_ws::DeflateConfig, shoal_ws::Inflater);
+
 /// Validates a WebSocket upgrade and builds the 101 answer.
 fn ws_accept(
     config: &EngineConfig,
     method: &Method,
     headers: &http::HeaderMap,
-) -> Result<(Resp, Option<(shoal_ws::DeflateConfig, shoal_ws::Inflater)>), Resp> {
+) -> Result<(Resp, Option<Deflate>), Box<Resp>> {
     let key = match shoal_ws::validate_upgrade(method, headers) {
         Ok(k) => k,
         Err(shoal_ws::HandshakeError::UnsupportedVersion) => {
             let mut r = status(StatusCode::UPGRADE_REQUIRED);
             r.headers_mut().insert("sec-websocket-version", HeaderValue::from_static("13"));
-            return Err(r);
+            return Err(Box::new(r));
         }
-        Err(_) => return Err(error(ErrorCode::BadRequest)),
+        Err(_) => return Err(Box::new(error(ErrorCode::BadRequest))),
     };
     let mut resp = Response::new(ResponseBody::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -314,13 +317,12 @@ fn ws_accept(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     let mut deflate = None;
-    if let Some(cfg) = &config.per_message_deflate {
-        if let Some(neg) = shoal_ws::negotiate_deflate(headers, cfg) {
-            if let Ok(v) = HeaderValue::from_str(&neg.response_header) {
-                h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
-                deflate = Some((cfg.clone(), shoal_ws::Inflater::new(&neg)));
-            }
-        }
+    if let Some(cfg) = &config.per_message_deflate
+        && let Some(neg) = shoal_ws::negotiate_deflate(headers, cfg)
+        && let Ok(v) = HeaderValue::from_str(&neg.response_header)
+    {
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+        deflate = Some((*cfg, shoal_ws::Inflater::new(&neg)));
     }
     Ok((resp, deflate))
 }
@@ -414,10 +416,10 @@ pub(crate) async fn run_session<H: EngineHandler>(
                     pong_now = true;
                     st.pong_deadline = None;
                 }
-                if ws.is_none() {
-                    if let Some(conn) = st.upgrade_io.take() {
-                        ws = Some(*conn);
-                    }
+                if ws.is_none()
+                    && let Some(conn) = st.upgrade_io.take()
+                {
+                    ws = Some(*conn);
                 }
                 if let Some(req) = st.close {
                     let flushed = st.queue.is_empty() && ws.as_ref().is_none_or(|w| !w.has_output());

@@ -80,11 +80,11 @@ impl EngineHandler for Client {
         let timeout = self.server.config.connect_timeout;
         let task = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            if let Some(session) = weak.upgrade() {
-                if !session.data().inner.lock().ever_connected {
-                    tracing::debug!(sid = %session.id(), "no namespace joined in time, closing");
-                    session.close(CloseReason::ForcedClose);
-                }
+            if let Some(session) = weak.upgrade()
+                && !session.data().inner.lock().ever_connected
+            {
+                tracing::debug!(sid = %session.id(), "no namespace joined in time, closing");
+                session.close(CloseReason::ForcedClose);
             }
         });
         session.data().inner.lock().connect_timer = Some(task.abort_handle());

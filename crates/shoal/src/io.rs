@@ -20,6 +20,9 @@ use crate::errors::SendError;
 use crate::ns::{Namespace, NsHandlers, NsInner};
 use crate::operators::BroadcastOperator;
 
+/// A function of a requested namespace name and the CONNECT's `auth`.
+pub type NamespacePredicate = Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>;
+
 /// How a dynamic namespace recognizes the names it serves.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -28,7 +31,7 @@ pub enum NamespaceMatcher {
     /// (`/tenant-*`, `/org/*/chat`).
     Pattern(String),
     /// A function of the requested name and the CONNECT's `auth`.
-    Predicate(Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>),
+    Predicate(NamespacePredicate),
 }
 
 impl std::fmt::Debug for NamespaceMatcher {
@@ -85,14 +88,12 @@ impl ServerInner {
     fn create_ns(self: &Arc<Self>, name: &str, handlers: Arc<NsHandlers>, dynamic_child: bool) -> Arc<NsInner> {
         let ns = NsInner::new(name, self.config.clone(), handlers, Arc::downgrade(self), dynamic_child);
         let adapter = self.adapter.create(ns.local_view());
-        ns.set_adapter(adapter.clone());
-        let name = name.to_owned();
+        ns.set_adapter(adapter);
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(async move {
-                if let Err(e) = adapter.init().await {
-                    tracing::error!(ns = %name, cause = %e, "adapter failed to start");
-                }
-            });
+            start_adapter(&ns);
+        } else {
+            // started by `SocketIo::start_adapters` (which `serve` calls) once in a runtime
+            tracing::debug!(ns = name, "namespace created outside a runtime, adapter start deferred");
         }
         ns
     }
@@ -144,6 +145,20 @@ impl ServerInner {
             tokio::spawn(async move { adapter.close().await });
         }
     }
+}
+
+/// Starts a namespace's adapter once (subscriptions of remote adapters), in the background.
+fn start_adapter(ns: &Arc<NsInner>) {
+    if ns.adapter_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    let adapter = ns.adapter().clone();
+    let name = ns.name().to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = adapter.init().await {
+            tracing::error!(ns = %name, cause = %e, "adapter failed to start");
+        }
+    });
 }
 
 fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
@@ -258,6 +273,15 @@ impl SocketIo {
     /// See [`SendError`].
     pub fn emit_args(&self, event: &str, args: Args) -> Result<(), SendError> {
         self.root().emit_args(event, args)
+    }
+
+    /// Starts the adapters of namespaces created before a runtime existed (`serve` does it;
+    /// call it when mounting the server elsewhere after creating namespaces outside a
+    /// runtime). Must be called within a tokio runtime.
+    pub fn start_adapters(&self) {
+        for ns in self.inner.namespaces.read().values() {
+            start_adapter(ns);
+        }
     }
 
     /// Number of open connections on this node.

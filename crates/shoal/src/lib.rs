@@ -64,7 +64,7 @@ pub use config::SocketIoConfig;
 pub use errors::{AckError, BroadcastAckError, ConnectError, DisconnectReason, SendError};
 pub use handler::{AckSender, BoxFuture, ConnectHandler, DisconnectHandler, Event, EventHandler, Middleware};
 pub use handshake::Handshake;
-pub use io::{NamespaceMatcher, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
+pub use io::{NamespaceMatcher, NamespacePredicate, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
 pub use ns::{Namespace, ServerEventHandler};
 pub use operators::BroadcastOperator;
 pub use serve::{serve, serve_with};

@@ -70,6 +70,8 @@ pub(crate) struct NsInner {
     sockets: RwLock<SidMap<Socket>>,
     rooms: RwLock<HashMap<Room, SidMap<Socket>>>,
     adapter: OnceLock<Arc<dyn Adapter>>,
+    /// The adapter's `init` was launched.
+    pub(crate) adapter_started: std::sync::atomic::AtomicBool,
     ack_id: AtomicU64,
     pub(crate) server: Weak<ServerInner>,
     /// A child of a dynamic namespace (removable when empty).
@@ -91,6 +93,7 @@ impl NsInner {
             sockets: RwLock::new(SidMap::default()),
             rooms: RwLock::new(HashMap::new()),
             adapter: OnceLock::new(),
+            adapter_started: std::sync::atomic::AtomicBool::new(false),
             ack_id: AtomicU64::new(0),
             server,
             dynamic_child,
@@ -145,10 +148,12 @@ impl NsInner {
             s.remove(&socket.id());
             s.is_empty()
         };
-        if empty && self.dynamic_child && self.config.cleanup_empty_child_namespaces {
-            if let Some(server) = self.server.upgrade() {
-                server.remove_child_namespace(self);
-            }
+        if empty
+            && self.dynamic_child
+            && self.config.cleanup_empty_child_namespaces
+            && let Some(server) = self.server.upgrade()
+        {
+            server.remove_child_namespace(self);
         }
     }
 
@@ -210,12 +215,11 @@ impl NsInner {
             if let Some(m) = rooms.get(room.as_str()) {
                 m.values().for_each(&mut *out);
             }
-            if let Ok(sid) = room.as_str().parse::<Sid>() {
-                if let Some(s) = sockets.get(&sid) {
-                    if !rooms.get(room.as_str()).is_some_and(|m| m.contains_key(&sid)) {
-                        out(s);
-                    }
-                }
+            if let Ok(sid) = room.as_str().parse::<Sid>()
+                && let Some(s) = sockets.get(&sid)
+                && !rooms.get(room.as_str()).is_some_and(|m| m.contains_key(&sid))
+            {
+                out(s);
             }
         };
         let mut except: HashSet<Sid, BuildHasherDefault<SidHasher>> = HashSet::default();

@@ -44,6 +44,7 @@ where
     B: Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    io.start_adapters();
     let svc = io.service_with(inner);
     let closer = io.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

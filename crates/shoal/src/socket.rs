@@ -104,6 +104,12 @@ impl Socket {
         self.0.ns.name()
     }
 
+    /// The namespace of the socket (to emit to a room *including* this socket:
+    /// `socket.namespace().to(room).emit(…)`).
+    pub fn namespace(&self) -> crate::Namespace {
+        crate::Namespace(self.0.ns.clone())
+    }
+
     /// The handshake (headers, query, address, auth...).
     pub fn handshake(&self) -> &Handshake {
         &self.0.handshake

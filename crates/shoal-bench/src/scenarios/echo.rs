@@ -110,10 +110,10 @@ pub async fn run(target: &Target, cfg: Echo) -> io::Result<Value> {
     m.insert("p99_us".into(), json!(all.percentile(99.0)));
     m.insert("p999_us".into(), json!(all.percentile(99.9)));
     m.insert("max_us".into(), json!(all.percentile(100.0)));
-    if let (Some(b), Some(a)) = (server_before, server_after) {
-        if count > 0 {
-            m.insert("server_cpu_us_per_ack".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / count as f64)));
-        }
+    if let (Some(b), Some(a)) = (server_before, server_after)
+        && count > 0
+    {
+        m.insert("server_cpu_us_per_ack".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / count as f64)));
     }
     Ok(Value::Object(m))
 }

@@ -164,10 +164,10 @@ pub async fn run(target: &Target, cfg: Fanout) -> io::Result<Value> {
     m.insert("first_msg_ms_min".into(), json!(round3(f.first_ms_min)));
     m.insert("first_msg_ms_p50".into(), json!(round3(f.first_ms_p50)));
     m.insert("first_msg_ms_max".into(), json!(round3(f.first_ms_max)));
-    if let (Some(b), Some(a)) = (server_before, server_after) {
-        if f.delivered > 0 {
-            m.insert("server_cpu_us_per_msg".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / f.delivered as f64)));
-        }
+    if let (Some(b), Some(a)) = (server_before, server_after)
+        && f.delivered > 0
+    {
+        m.insert("server_cpu_us_per_msg".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / f.delivered as f64)));
     }
     Ok(Value::Object(m))
 }

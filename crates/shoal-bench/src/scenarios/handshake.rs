@@ -42,7 +42,8 @@ pub async fn run(target: &Target, cfg: Handshake) -> io::Result<Value> {
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                let source = (!target.sources.is_empty()).then(|| target.sources[(w + i as usize) % target.sources.len()]);
+                let source =
+                    (!target.sources.is_empty()).then(|| target.sources[(w + i as usize) % target.sources.len()]);
                 let r = tokio::time::timeout(
                     Duration::from_secs(10),
                     conn::polling_then_upgrade(target.server, source, (w as u64) << 32 | i),
@@ -81,10 +82,10 @@ pub async fn run(target: &Target, cfg: Handshake) -> io::Result<Value> {
         m.insert("first_error".into(), json!(e));
     }
     m.insert("sessions_per_s".into(), json!((sessions as f64 / elapsed).round()));
-    if let (Some(b), Some(a)) = (server_before, server_after) {
-        if sessions > 0 {
-            m.insert("server_cpu_us_per_session".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / sessions as f64)));
-        }
+    if let (Some(b), Some(a)) = (server_before, server_after)
+        && sessions > 0
+    {
+        m.insert("server_cpu_us_per_session".into(), json!(round3((a.cpu_s - b.cpu_s) * 1e6 / sessions as f64)));
     }
     Ok(Value::Object(m))
 }

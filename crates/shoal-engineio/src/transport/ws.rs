@@ -152,11 +152,11 @@ impl WsConn {
     }
 
     fn encode_message(&mut self, opcode: OpCode, data: &[u8]) {
-        if let Some(cfg) = &self.deflate {
-            if let Some(compressed) = shoal_ws::deflate_message(data, cfg) {
-                shoal_ws::write_frame(&mut self.out, opcode, &compressed, true, None);
-                return;
-            }
+        if let Some(cfg) = &self.deflate
+            && let Some(compressed) = shoal_ws::deflate_message(data, cfg)
+        {
+            shoal_ws::write_frame(&mut self.out, opcode, &compressed, true, None);
+            return;
         }
         let mut header = [0u8; 14];
         let n = shoal_ws::encode_header(&mut header, opcode, true, false, data.len(), None);
