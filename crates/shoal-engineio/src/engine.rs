@@ -197,17 +197,19 @@ impl<H: EngineHandler> Engine<H> {
                 self.handler.on_open(&session);
                 let engine = self.clone();
                 tokio::spawn(async move {
-                    match upgraded_io(on_upgrade).await {
+                    let conn = match upgraded_io(on_upgrade).await {
                         Some((io, leftover)) => {
                             let mut conn = WsConn::new(io, leftover, engine.config.max_payload, deflate);
                             conn.push_text(open.as_bytes());
-                            run_session(engine, session, Some(conn)).await;
+                            Some(conn)
                         }
                         None => {
                             session.close(CloseReason::TransportError);
-                            run_session(engine, session, None).await;
+                            None
                         }
-                    }
+                    };
+                    // the session gets a task of its own, sized for it alone
+                    tokio::spawn(run_session(engine, session, conn));
                 });
                 resp
             }
@@ -338,7 +340,13 @@ async fn upgraded_io(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(Pin<Box<d
         }
     };
     match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
-        Ok(parts) => Some((Box::pin(parts.io.into_inner()), parts.read_buf)),
+        // `read_buf` is a view into hyper's (8 KiB or more) read buffer: copy what is left
+        // so the connection does not keep that buffer alive for its whole life
+        Ok(parts) => {
+            let leftover =
+                if parts.read_buf.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&parts.read_buf) };
+            Some((Box::pin(parts.io.into_inner()), leftover))
+        }
         Err(upgraded) => Some((Box::pin(hyper_util::rt::TokioIo::new(upgraded)), Bytes::new())),
     }
 }
@@ -536,11 +544,16 @@ pub(crate) async fn run_session<H: EngineHandler>(
 
     finish(&engine, &session, reason);
     if let Some(conn) = ws {
-        match (ws_end, peer_close) {
-            (Some(WsEnd::Eof | WsEnd::Io(_)), _) => {}
-            (Some(WsEnd::Protocol(code)), _) => conn.close(code).await,
-            (None, Some(code)) => conn.close(if code == 1005 { 1000 } else { code }).await,
-            (None, None) => conn.close(1000).await,
+        let code = match (ws_end, peer_close) {
+            (Some(WsEnd::Eof | WsEnd::Io(_)), _) => None,
+            (Some(WsEnd::Protocol(code)), _) => Some(code),
+            (None, Some(code)) => Some(if code == 1005 { 1000 } else { code }),
+            (None, None) => Some(1000),
+        };
+        // The closing handshake runs as its own short task, so that its state is not
+        // part of every session's task.
+        if let Some(code) = code {
+            tokio::spawn(conn.close(code));
         }
     }
 }
@@ -571,4 +584,39 @@ pub(crate) fn status(status: StatusCode) -> Resp {
     let mut r = Response::new(ResponseBody::empty());
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Nop;
+    impl EngineHandler for Nop {
+        type Data = ();
+        fn on_open(&self, _: &Arc<Session<()>>) {}
+        fn on_message(&self, _: &Arc<Session<()>>, _: Message) {}
+        fn on_close(&self, _: &Arc<Session<()>>, _: CloseReason) {}
+    }
+
+    #[test]
+    fn print_sizes() {
+        let engine = Engine::new(EngineConfig::default(), Arc::new(Nop));
+        let parts = http::Request::new(()).into_parts().0;
+        let info = Arc::new(RequestInfo::from_parts(&parts));
+        let session = Arc::new(Session::new(
+            Sid::generate(engine.config.node_id),
+            info,
+            engine.config.clone(),
+            TransportKind::WebSocket,
+            (),
+        ));
+        let fut = run_session(engine.clone(), session.clone(), None);
+        eprintln!("run_session future: {}", std::mem::size_of_val(&fut));
+        eprintln!("WsConn: {}", std::mem::size_of::<WsConn>());
+        eprintln!("Session<()>: {}", std::mem::size_of::<Session<()>>());
+        eprintln!("RequestInfo: {}", std::mem::size_of::<RequestInfo>());
+        eprintln!("Sleep: {}", std::mem::size_of::<tokio::time::Sleep>());
+        eprintln!("Decoder: {}", std::mem::size_of::<shoal_ws::Decoder>());
+    }
 }

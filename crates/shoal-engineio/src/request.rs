@@ -28,17 +28,22 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &http::request::Parts) -> RequestInfo {
-        // Kept for the whole session (as Node keeps `socket.request`): copy into a map of
-        // the right size, without the WebSocket handshake's own headers.
+        // Kept for the whole session (as Node keeps `socket.request`). hyper's URI and
+        // header values are views into its connection read buffer (8 KiB and more): copy
+        // them, so that a session does not keep that buffer alive. Skip the WebSocket
+        // handshake's own headers.
         let skip = |name: &http::HeaderName| name.as_str().starts_with("sec-websocket-");
         let n = parts.headers.iter().filter(|(k, _)| !skip(k)).count();
         let mut headers = HeaderMap::with_capacity(n);
         for (k, v) in parts.headers.iter().filter(|(k, _)| !skip(k)) {
-            headers.append(k.clone(), v.clone());
+            let name = http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap_or_else(|_| k.clone());
+            let value = http::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+            headers.append(name, value);
         }
+        let uri = Uri::try_from(parts.uri.to_string()).unwrap_or_else(|_| parts.uri.clone());
         RequestInfo {
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            uri,
             headers,
             remote_addr: parts.extensions.get::<RemoteAddr>().map(|r| r.0),
             time: SystemTime::now(),

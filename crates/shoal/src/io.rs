@@ -479,6 +479,7 @@ mod tests {
         assert!(!glob_match(b"/org/*/chat", b"/org/acme/news"));
         assert!(glob_match(b"/exact", b"/exact"));
         assert!(!glob_match(b"/exact", b"/exactly"));
-        assert!(glob_match(b"*", b"/"));
+        assert!(!glob_match(b"*", b"/"), "* never crosses a slash");
+        assert!(glob_match(b"/*", b"/"));
     }
 }

@@ -1,5 +1,6 @@
 //! A socket: one client in one namespace.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -38,12 +39,79 @@ impl PendingAck {
     }
 }
 
+/// A handler reference. Handlers that capture nothing (zero-sized closures) cost no
+/// memory at all: they are referenced statically. Others are shared by `Arc`.
+pub(crate) enum HandlerRef<T: ?Sized + 'static> {
+    Static(&'static T),
+    Shared(Arc<T>),
+}
+
+impl<T: ?Sized> Clone for HandlerRef<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Static(r) => Self::Static(r),
+            Self::Shared(a) => Self::Shared(a.clone()),
+        }
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for HandlerRef<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Self::Static(r) => r,
+            Self::Shared(a) => a,
+        }
+    }
+}
+
+/// True for values that can be referenced statically for free: zero-sized, nothing to
+/// drop (leaking their box allocates nothing).
+fn is_free<H>() -> bool {
+    std::mem::size_of::<H>() == 0 && !std::mem::needs_drop::<H>()
+}
+
+fn event_ref<H: EventHandler>(h: H) -> HandlerRef<dyn EventHandler> {
+    if is_free::<H>() {
+        let r: &'static dyn EventHandler = Box::leak(Box::new(h));
+        HandlerRef::Static(r)
+    } else {
+        HandlerRef::Shared(Arc::new(h))
+    }
+}
+
+fn disconnect_ref<H: DisconnectHandler>(h: H) -> HandlerRef<dyn DisconnectHandler> {
+    if is_free::<H>() {
+        let r: &'static dyn DisconnectHandler = Box::leak(Box::new(h));
+        HandlerRef::Static(r)
+    } else {
+        HandlerRef::Shared(Arc::new(h))
+    }
+}
+
+/// The handlers of a socket. Events are few per socket, so a vector (exactly sized) is
+/// both smaller and as fast to search as a map.
 #[derive(Default)]
 pub(crate) struct Handlers {
-    events: HashMap<String, Arc<dyn EventHandler>>,
-    any: Vec<Arc<dyn EventHandler>>,
-    disconnecting: Vec<Arc<dyn DisconnectHandler>>,
-    disconnect: Vec<Arc<dyn DisconnectHandler>>,
+    events: Vec<(Cow<'static, str>, HandlerRef<dyn EventHandler>)>,
+    extra: Option<Box<ExtraHandlers>>,
+}
+
+#[derive(Default)]
+struct ExtraHandlers {
+    any: Vec<HandlerRef<dyn EventHandler>>,
+    disconnecting: Vec<HandlerRef<dyn DisconnectHandler>>,
+    disconnect: Vec<HandlerRef<dyn DisconnectHandler>>,
+}
+
+impl Handlers {
+    fn extra(&mut self) -> &mut ExtraHandlers {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn event(&self, name: &str) -> Option<HandlerRef<dyn EventHandler>> {
+        self.events.iter().find(|(n, _)| n == name).map(|(_, h)| h.clone())
+    }
 }
 
 pub(crate) struct SocketInner {
@@ -56,8 +124,9 @@ pub(crate) struct SocketInner {
     handlers: RwLock<Handlers>,
     /// The rooms joined (the socket's own-id room is implicit).
     pub(crate) rooms: Mutex<SmallVec<[Room; 2]>>,
-    acks: Mutex<HashMap<u64, PendingAck>>,
-    data: Mutex<Value>,
+    /// Acknowledgements the client owes (allocated only while there are some).
+    acks: Mutex<Option<Box<HashMap<u64, PendingAck>>>>,
+    data: Mutex<Option<Box<Value>>>,
     extensions: Mutex<http::Extensions>,
 }
 
@@ -88,8 +157,8 @@ impl Socket {
             closing: AtomicBool::new(false),
             handlers: RwLock::new(Handlers::default()),
             rooms: Mutex::new(SmallVec::new()),
-            acks: Mutex::new(HashMap::new()),
-            data: Mutex::new(Value::Null),
+            acks: Mutex::new(None),
+            data: Mutex::new(None),
             extensions: Mutex::new(http::Extensions::new()),
         }))
     }
@@ -137,29 +206,40 @@ impl Socket {
     // ----- handlers -----
 
     /// Handles event `event` (replacing a previous handler for it).
-    pub fn on<H: EventHandler>(&self, event: impl Into<String>, handler: H) {
-        self.0.handlers.write().events.insert(event.into(), Arc::new(handler));
+    pub fn on<H: EventHandler>(&self, event: impl Into<Cow<'static, str>>, handler: H) {
+        let event = event.into();
+        let h = event_ref(handler);
+        let mut handlers = self.0.handlers.write();
+        match handlers.events.iter_mut().find(|(n, _)| *n == event) {
+            Some(slot) => slot.1 = h,
+            None => {
+                handlers.events.push((event, h));
+                handlers.events.shrink_to_fit();
+            }
+        }
     }
 
     /// Removes the handler of `event`.
     pub fn off(&self, event: &str) {
-        self.0.handlers.write().events.remove(event);
+        let mut handlers = self.0.handlers.write();
+        handlers.events.retain(|(n, _)| n != event);
+        handlers.events.shrink_to_fit();
     }
 
     /// Handles every event (called before the event's own handler; gets the ack only if
     /// the event has no handler of its own).
     pub fn on_any<H: EventHandler>(&self, handler: H) {
-        self.0.handlers.write().any.push(Arc::new(handler));
+        self.0.handlers.write().extra().any.push(event_ref(handler));
     }
 
     /// Called when the socket is about to leave (it still has its rooms).
     pub fn on_disconnecting<H: DisconnectHandler>(&self, handler: H) {
-        self.0.handlers.write().disconnecting.push(Arc::new(handler));
+        self.0.handlers.write().extra().disconnecting.push(disconnect_ref(handler));
     }
 
     /// Called once the socket has left.
     pub fn on_disconnect<H: DisconnectHandler>(&self, handler: H) {
-        self.0.handlers.write().disconnect.push(Arc::new(handler));
+        self.0.handlers.write().extra().disconnect.push(disconnect_ref(handler));
     }
 
     // ----- data -----
@@ -169,19 +249,20 @@ impl Socket {
     /// # Errors
     /// When `data` cannot be serialized.
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), serde_json::Error> {
-        *self.0.data.lock() = serde_json::to_value(data)?;
+        let v = serde_json::to_value(data)?;
+        *self.0.data.lock() = if v.is_null() { None } else { Some(Box::new(v)) };
         Ok(())
     }
 
     /// The socket's data as `T` (`None` if unset or of another shape).
     pub fn data<T: DeserializeOwned>(&self) -> Option<T> {
         let v = self.0.data.lock();
-        if v.is_null() { None } else { T::deserialize(&*v).ok() }
+        v.as_deref().and_then(|v| T::deserialize(v).ok())
     }
 
     /// The socket's data as JSON.
     pub fn data_value(&self) -> Value {
-        self.0.data.lock().clone()
+        self.0.data.lock().as_deref().cloned().unwrap_or(Value::Null)
     }
 
     /// Typed local state (not serialized, not visible to other nodes).
@@ -275,21 +356,22 @@ impl Socket {
         let (tx, rx) = oneshot::channel();
         self.register_ack(id, PendingAck::One(tx))?;
         if let Err(e) = self.send_encoded(encoded) {
-            self.0.acks.lock().remove(&id);
+            self.take_ack(id);
             return Err(e.into());
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(args)) => Ok(args),
             Ok(Err(_)) => Err(AckError::Disconnected),
             Err(_) => {
-                self.0.acks.lock().remove(&id);
+                self.take_ack(id);
                 Err(AckError::Timeout)
             }
         }
     }
 
     pub(crate) fn register_ack(&self, id: u64, ack: PendingAck) -> Result<(), SendError> {
-        let mut acks = self.0.acks.lock();
+        let mut guard = self.0.acks.lock();
+        let acks = guard.get_or_insert_with(Box::default);
         if acks.len() >= self.0.ns.config.max_pending_acks {
             acks.retain(|_, a| !a.is_dead());
             if acks.len() >= self.0.ns.config.max_pending_acks {
@@ -298,6 +380,17 @@ impl Socket {
         }
         acks.insert(id, ack);
         Ok(())
+    }
+
+    /// Removes a pending acknowledgement (freeing the table when it becomes empty).
+    fn take_ack(&self, id: u64) -> Option<PendingAck> {
+        let mut guard = self.0.acks.lock();
+        let acks = guard.as_mut()?;
+        let a = acks.remove(&id);
+        if acks.is_empty() {
+            *guard = None;
+        }
+        a
     }
 
     pub(crate) fn send_ack_typed<T: Serialize + ?Sized>(&self, id: u64, data: &T) -> Result<(), SendError> {
@@ -397,7 +490,7 @@ impl Socket {
             }
             shoal_socketio_proto::PacketType::Ack | shoal_socketio_proto::PacketType::BinaryAck => {
                 let (Some(id), PacketData::Args(args)) = (packet.id, packet.data) else { return };
-                let pending = self.0.acks.lock().remove(&id);
+                let pending = self.take_ack(id);
                 match pending {
                     Some(PendingAck::One(tx)) => {
                         let _ = tx.send(args);
@@ -423,7 +516,7 @@ impl Socket {
         };
         let (specific, any) = {
             let h = self.0.handlers.read();
-            (h.events.get(&name).cloned(), (!h.any.is_empty()).then(|| h.any.clone()))
+            (h.event(&name), h.extra.as_ref().filter(|e| !e.any.is_empty()).map(|e| e.any.clone()))
         };
         let mut ack = packet.id.map(|id| AckSender::new(self.clone(), id));
         if let Some(any) = any {
@@ -443,7 +536,8 @@ impl Socket {
         if !self.connected() || self.0.closing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let disconnecting = std::mem::take(&mut self.0.handlers.write().disconnecting);
+        let disconnecting =
+            self.0.handlers.write().extra.as_mut().map(|e| std::mem::take(&mut e.disconnecting)).unwrap_or_default();
         // run them with the socket still looking connected to its rooms
         for h in &disconnecting {
             h.call(self.clone(), reason);
@@ -452,11 +546,29 @@ impl Socket {
         self.0.session.data().remove_socket(self.ns());
         self.0.connected.store(false, Ordering::Release);
         // answers that will never come
-        self.0.acks.lock().clear();
+        *self.0.acks.lock() = None;
         let handlers = std::mem::take(&mut *self.0.handlers.write());
-        for h in &handlers.disconnect {
-            h.call(self.clone(), reason);
+        if let Some(extra) = handlers.extra {
+            for h in &extra.disconnect {
+                h.call(self.clone(), reason);
+            }
         }
         tracing::debug!(sid = %self.0.id, ns = self.ns(), %reason, "socket disconnected");
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_sizes() {
+        eprintln!("SocketInner: {}", std::mem::size_of::<super::SocketInner>());
+        eprintln!(
+            "Session<ClientState>: {}",
+            std::mem::size_of::<shoal_engineio::Session<crate::client::ClientState>>()
+        );
+        eprintln!("ClientState: {}", std::mem::size_of::<crate::client::ClientState>());
+        eprintln!("Handlers: {}", std::mem::size_of::<super::Handlers>());
+        eprintln!("Handshake: {}", std::mem::size_of::<crate::handshake::Handshake>());
+        eprintln!("RequestInfo: {}", std::mem::size_of::<shoal_engineio::RequestInfo>());
     }
 }
