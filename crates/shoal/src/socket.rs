@@ -125,6 +125,8 @@ pub(crate) struct SocketInner {
     /// The rooms joined (the socket's own-id room is implicit).
     pub(crate) rooms: Mutex<SmallVec<[Room; 2]>>,
     /// Acknowledgements the client owes (allocated only while there are some).
+    // boxed on purpose: 8 bytes per idle socket instead of a 48-byte empty map
+    #[allow(clippy::box_collection)]
     acks: Mutex<Option<Box<HashMap<u64, PendingAck>>>>,
     data: Mutex<Option<Box<Value>>>,
     extensions: Mutex<http::Extensions>,
