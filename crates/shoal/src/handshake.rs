@@ -24,7 +24,7 @@ impl Handshake {
 
     /// The headers of the request.
     pub fn headers(&self) -> &HeaderMap {
-        &self.request.headers
+        self.request.headers()
     }
 
     /// The query parameters, percent-decoded.
@@ -39,7 +39,7 @@ impl Handshake {
 
     /// The client's address, when known.
     pub fn address(&self) -> Option<SocketAddr> {
-        self.request.remote_addr
+        self.request.remote_addr()
     }
 
     /// The `auth` payload sent with the namespace CONNECT (`{}` when none).
@@ -49,35 +49,35 @@ impl Handshake {
 
     /// The request path and query (`/socket.io/?EIO=4&transport=polling`).
     pub fn url(&self) -> String {
-        self.request.uri.path_and_query().map_or_else(|| "/".to_owned(), ToString::to_string)
+        self.request.path_and_query().to_owned()
     }
 
     /// When the connection was opened.
     pub fn time(&self) -> SystemTime {
-        self.request.time
+        self.request.time()
     }
 
     /// Milliseconds since the Unix epoch at handshake (Node's `issued`).
     pub fn issued(&self) -> u64 {
-        self.request.time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        self.request.time().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 
     /// True if the request carried an `Origin` header (Node's `xdomain`).
     pub fn xdomain(&self) -> bool {
-        self.request.headers.contains_key(http::header::ORIGIN)
+        self.request.header("origin").is_some()
     }
 
-    /// True if the request came over TLS (as seen by this server; behind a proxy see
-    /// `X-Forwarded-Proto`).
+    /// True if the request came over TLS. Shoal serves plain HTTP (TLS ends at a proxy),
+    /// so this is true only when the proxy says so with `X-Forwarded-Proto: https`.
     pub fn secure(&self) -> bool {
-        self.request.uri.scheme_str() == Some("https")
+        self.request.header("x-forwarded-proto").is_some_and(|v| v.eq_ignore_ascii_case(b"https"))
     }
 
     /// The handshake in the JSON shape Node's adapters exchange: `headers`, `time`,
     /// `address`, `xdomain`, `secure`, `issued`, `url`, `query`, `auth`.
     pub fn to_json(&self) -> Value {
         let mut headers = Map::new();
-        for (name, value) in self.request.headers.iter() {
+        for (name, value) in self.request.headers().iter() {
             let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
             match headers.get_mut(name.as_str()) {
                 Some(Value::String(prev)) => {
@@ -95,7 +95,7 @@ impl Handshake {
         }
         let mut m = Map::new();
         m.insert("headers".into(), Value::Object(headers));
-        m.insert("time".into(), Value::String(http_date(self.request.time)));
+        m.insert("time".into(), Value::String(http_date(self.request.time())));
         m.insert("address".into(), Value::String(self.address().map_or_else(String::new, |a| a.ip().to_string())));
         m.insert("xdomain".into(), Value::Bool(self.xdomain()));
         m.insert("secure".into(), Value::Bool(self.secure()));

@@ -72,6 +72,7 @@ pub use socket::Socket;
 
 pub use shoal_core::{AckResponse, AdapterError, Room, SocketInfo};
 pub use shoal_engineio::{
-    AllowedOrigins, CookieConfig, Cors, NodeId, RemoteAddr, Sid, TransportKind, server::ServerConfig,
+    AllowedOrigins, BoxError, CookieConfig, Cors, NodeId, NotFound, RemoteAddr, RequestInfo, Sid, TransportKind,
+    server::ServerConfig,
 };
 pub use shoal_socketio_proto::Args;

@@ -561,16 +561,13 @@ impl Socket {
 
 #[cfg(test)]
 mod size_tests {
+    /// Guards the memory budget of an idle socket (see docs/benchmarks.md).
     #[test]
-    fn print_sizes() {
-        eprintln!("SocketInner: {}", std::mem::size_of::<super::SocketInner>());
-        eprintln!(
-            "Session<ClientState>: {}",
-            std::mem::size_of::<shoal_engineio::Session<crate::client::ClientState>>()
-        );
-        eprintln!("ClientState: {}", std::mem::size_of::<crate::client::ClientState>());
-        eprintln!("Handlers: {}", std::mem::size_of::<super::Handlers>());
-        eprintln!("Handshake: {}", std::mem::size_of::<crate::handshake::Handshake>());
-        eprintln!("RequestInfo: {}", std::mem::size_of::<shoal_engineio::RequestInfo>());
+    fn per_socket_structures_stay_small() {
+        let socket = std::mem::size_of::<super::SocketInner>();
+        let session = std::mem::size_of::<shoal_engineio::Session<crate::client::ClientState>>();
+        assert!(socket <= 280, "SocketInner: {socket}");
+        assert!(session <= 280, "Session<ClientState>: {session}");
+        assert!(std::mem::size_of::<super::Handlers>() <= 32);
     }
 }

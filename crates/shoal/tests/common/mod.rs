@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: a real Shoal server on a free loopback port.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
