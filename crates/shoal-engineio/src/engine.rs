@@ -28,6 +28,8 @@ pub struct Engine<H: EngineHandler> {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) handler: Arc<H>,
     pub(crate) sessions: Sessions<H::Data>,
+    /// Shutting down: no new sessions.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
@@ -41,7 +43,12 @@ pub(crate) type Resp = Response<ResponseBody>;
 impl<H: EngineHandler> Engine<H> {
     /// A new engine.
     pub fn new(config: EngineConfig, handler: Arc<H>) -> Arc<Engine<H>> {
-        Arc::new(Engine { config: Arc::new(config), handler, sessions: Sessions::new() })
+        Arc::new(Engine {
+            config: Arc::new(config),
+            handler,
+            sessions: Sessions::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The settings.
@@ -67,6 +74,12 @@ impl<H: EngineHandler> Engine<H> {
     /// Every open session.
     pub fn sessions(&self) -> Vec<Arc<Session<H::Data>>> {
         self.sessions.all()
+    }
+
+    /// Refuses new sessions from now on (handshakes get HTTP 503), while existing ones
+    /// keep being served: the first step of a graceful shutdown.
+    pub fn stop_accepting_sessions(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Closes every session with `reason` (server-initiated reasons flush queued packets
@@ -155,6 +168,9 @@ impl<H: EngineHandler> Engine<H> {
     }
 
     async fn handshake<B>(self: &Arc<Self>, mut req: Request<B>, transport: TransportKind) -> Resp {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return status(StatusCode::SERVICE_UNAVAILABLE);
+        }
         if self.sessions.len() >= self.config.max_sessions {
             tracing::warn!(limit = self.config.max_sessions, "session limit reached, refusing handshake");
             return status(StatusCode::SERVICE_UNAVAILABLE);
@@ -430,7 +446,13 @@ pub(crate) async fn run_session<H: EngineHandler>(
                     ws = Some(*conn);
                 }
                 if let Some(req) = st.close {
-                    let flushed = st.queue.is_empty() && ws.as_ref().is_none_or(|w| !w.has_output());
+                    // graceful: everything queued is written, and when polling, the close
+                    // packet itself went out in a poll of its own
+                    let flushed = st.queue.is_empty()
+                        && match ws.as_ref() {
+                            Some(w) => !w.has_output(),
+                            None => st.close_delivered,
+                        };
                     if !req.reason.is_graceful() || flushed {
                         return Poll::Ready(req.reason);
                     }

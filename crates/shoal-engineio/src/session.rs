@@ -122,6 +122,8 @@ pub(crate) struct State {
     /// A pong arrived by polling and the session task has not seen it yet.
     pub(crate) pong: bool,
     pub(crate) close: Option<CloseRequest>,
+    /// A held poll carried the close packet of a graceful close.
+    pub(crate) close_delivered: bool,
     /// When a ping is unanswered: the instant the session times out.
     pub(crate) pong_deadline: Option<tokio::time::Instant>,
     /// The session task has finished.
@@ -171,6 +173,7 @@ impl<D> Session<D> {
                 post_pending: false,
                 pong: false,
                 close: None,
+                close_delivered: false,
                 pong_deadline: None,
                 closed: false,
             }),

@@ -54,6 +54,11 @@ impl ClientState {
         self.inner.lock().server_close = true;
     }
 
+    /// The sockets of this connection.
+    pub(crate) fn sockets(&self) -> Vec<Socket> {
+        self.inner.lock().sockets.to_vec()
+    }
+
     fn socket(&self, nsp: &str) -> Option<Socket> {
         self.inner.lock().sockets.iter().find(|s| s.ns() == nsp).cloned()
     }
@@ -153,9 +158,20 @@ impl EngineHandler for Client {
     }
 }
 
+/// A Socket.IO packet that does not decode: as Node, the connection is closed
+/// (its sockets see "forced close").
 fn parse_error(session: &Sess, cause: &str) {
     tracing::debug!(sid = %session.id(), cause, "invalid socket.io packet, closing");
-    session.close(CloseReason::ParseError);
+    session.close(CloseReason::ForcedClose);
+}
+
+/// A packet that is valid but not allowed now (for a namespace not joined, a second
+/// CONNECT, a CONNECT_ERROR from the client): as Node, the server closes the connection
+/// (its sockets see "forced server close").
+fn invalid_state(session: &Sess, cause: &str) {
+    tracing::debug!(sid = %session.id(), cause, "packet not allowed in this state, closing");
+    session.data().mark_server_close();
+    session.close(CloseReason::ForcedClose);
 }
 
 impl Client {
@@ -168,10 +184,10 @@ impl Client {
                 };
                 self.connect(session, packet.nsp, auth);
             }
-            PacketType::ConnectError => parse_error(session, "CONNECT_ERROR from a client"),
+            PacketType::ConnectError => invalid_state(session, "CONNECT_ERROR from a client"),
             _ => match session.data().socket(&packet.nsp) {
                 Some(socket) => socket.on_packet(packet),
-                None => parse_error(session, "packet for a namespace not joined"),
+                None => invalid_state(session, "packet for a namespace not joined"),
             },
         }
     }
@@ -182,7 +198,7 @@ impl Client {
             let inner = state.inner.lock();
             if inner.sockets.iter().any(|s| s.ns() == nsp) || inner.connecting.iter().any(|n| *n == nsp) {
                 drop(inner);
-                return parse_error(session, "duplicate CONNECT");
+                return invalid_state(session, "duplicate CONNECT");
             }
         }
         let Some(ns) = self.server.resolve_namespace(&nsp, &auth) else {

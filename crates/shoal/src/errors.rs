@@ -24,9 +24,11 @@ pub enum DisconnectReason {
     PingTimeout,
     /// The client sent a packet that does not parse.
     ParseError,
-    /// The server closed the connection.
+    /// The connection was closed by the server: a Socket.IO packet that does not decode,
+    /// no namespace joined within `connect_timeout`, or an Engine.IO-level close.
     ForcedClose,
-    /// The server closed the connection of this socket (`socket.disconnect(true)`).
+    /// The server closed the connection because the client sent a packet not allowed in
+    /// its state (for a namespace it has not joined, a second CONNECT, a CONNECT_ERROR).
     ForcedServerClose,
     /// The server is shutting down.
     ServerShuttingDown,

@@ -298,6 +298,7 @@ impl SocketIo {
     /// "server shutting down" (queued packets are flushed first), then the adapters stop.
     /// Waits up to `timeout` for the connections to end.
     pub async fn close_with_timeout(&self, timeout: Duration) {
+        self.engine.stop_accepting_sessions();
         self.engine.close_all(CloseReason::ServerShuttingDown);
         let deadline = tokio::time::Instant::now() + timeout;
         while self.engine.session_count() > 0 && tokio::time::Instant::now() < deadline {

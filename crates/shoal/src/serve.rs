@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 use crate::io::SocketIo;
 
 /// Serves `io` on `listener` until `shutdown` completes, answering 404 outside the
-/// Socket.IO path. On shutdown: stop accepting, close every connection with reason
-/// "server shutting down" (flushing what is queued), wait for HTTP requests to finish,
-/// stop the adapters.
+/// Socket.IO path. On shutdown: refuse new sessions, close every connection with reason
+/// "server shutting down" (flushing what is queued, up to 10 s), stop the adapters, then
+/// stop accepting and wait for HTTP requests to finish.
 ///
 /// # Errors
 /// When the listener fails for good.
@@ -46,17 +46,13 @@ where
 {
     io.start_adapters();
     let svc = io.service_with(inner);
-    let closer = io.clone();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    // Shutdown: new sessions are refused, every connection is closed gracefully while the
+    // listener still accepts (a polling client may need a new TCP connection to fetch
+    // its last packets and the close), then the HTTP server stops accepting and drains.
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down");
-        tokio::spawn(async move {
-            closer.close().await;
-            let _ = done_tx.send(());
-        });
+        io.close().await;
     };
-    let r = server::serve(listener, svc, config, shutdown).await;
-    let _ = done_rx.await;
-    r
+    server::serve(listener, svc, config, shutdown).await
 }

@@ -476,10 +476,15 @@ impl Socket {
         }
     }
 
-    /// Disconnects the socket and closes its connection (all its namespaces).
+    /// Disconnects the socket and closes its connection: as in Node (`disconnect(true)`),
+    /// every socket of the connection gets a DISCONNECT (reason "server namespace
+    /// disconnect", so clients do not reconnect on their own), then the connection closes
+    /// once those packets are written.
     pub fn disconnect_and_close(&self) {
+        for socket in self.0.session.data().sockets() {
+            socket.disconnect();
+        }
         self.disconnect();
-        self.0.session.data().mark_server_close();
         self.0.session.close(CloseReason::ForcedClose);
     }
 

@@ -145,7 +145,8 @@ async fn forced_server_close(transport: &str) {
     assert_eq!(r["active"], false, "{transport}");
     assert_eq!(
         gone,
-        ("/".into(), r["id"].as_str().unwrap().into(), DisconnectReason::ForcedServerClose),
+        // as Node's `disconnect(true)`: a DISCONNECT first, so the client does not come back
+        ("/".into(), r["id"].as_str().unwrap().into(), DisconnectReason::ServerNamespaceDisconnect),
         "{transport}"
     );
     assert_eq!(h.server().io.connection_count(), 0, "{transport}: the connection is closed");
@@ -153,14 +154,11 @@ async fn forced_server_close(transport: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: disconnect_and_close() reports ServerNamespaceDisconnect, not ForcedServerClose, for the socket it is called on"]
 async fn forced_server_close_websocket() {
     bounded(20, "forced_server_close websocket", forced_server_close("websocket")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: disconnect_and_close() reports ServerNamespaceDisconnect for its socket; over polling the DISCONNECT \
-            shares its payload with the close packet and the client reports \"transport close\""]
 async fn forced_server_close_polling() {
     bounded(20, "forced_server_close polling", forced_server_close("polling")).await;
 }
@@ -169,8 +167,6 @@ async fn forced_server_close_polling() {
 /// namespace goes down too, and (as in Node, where every socket of the connection gets a
 /// DISCONNECT first) its client must not reconnect on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: disconnect_and_close() sends no DISCONNECT to the connection's other namespaces: their client sees \
-            \"transport close\" and reconnects"]
 async fn forced_server_close_other_namespace_does_not_reconnect() {
     bounded(20, "forced_server_close_other_namespace", async {
         let mut h = Harness::start(SocketIo::builder()).await;
@@ -182,7 +178,7 @@ async fn forced_server_close_other_namespace_does_not_reconnect() {
         let r = node.result().await;
         let mut gone = [h.gone().await, h.gone().await];
         gone.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!((gone[1].0.as_str(), gone[1].2), ("/other", DisconnectReason::ForcedServerClose));
+        assert_eq!((gone[1].0.as_str(), gone[1].2), ("/other", DisconnectReason::ServerNamespaceDisconnect));
         assert_eq!(r["otherReason"], "io server disconnect", "the other namespace was disconnected by the server: {r}");
         assert_eq!(r["reconnected"], false, "the client did not come back");
         // two connects at the start, none after
@@ -279,28 +275,39 @@ async fn ping_timeout_raw_client_never_answers() {
     .await;
 }
 
-/// A malformed-input case: what it is, the text frames, then the binary frames.
-type Malformed = (&'static str, &'static [&'static str], &'static [&'static [u8]]);
+/// A malformed-input case: what it is, the text frames, the binary frames, and the
+/// reason the server gives (named as Node names it).
+type Malformed = (&'static str, &'static [&'static str], &'static [&'static [u8]], DisconnectReason);
 
-/// Malformed input from a raw client closes its connection with "parse error".
+/// Malformed input from a raw client closes its connection. As in Node, an Engine.IO
+/// packet that does not parse is a "parse error"; a Socket.IO packet that does not
+/// decode makes the server close the connection ("forced close"); a valid packet that is
+/// not allowed (a namespace not joined) is "forced server close".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_packets_are_parse_errors() {
+async fn malformed_packets_close_the_connection() {
+    use DisconnectReason::{ForcedClose, ForcedServerClose, ParseError};
     bounded(30, "malformed_packets", async {
         let mut h = Harness::start(SocketIo::builder()).await;
         let cases: [Malformed; 7] = [
-            ("unknown Socket.IO packet type", &["49[\"x\"]"], &[]),
-            ("truncated JSON", &["42[\"event\",{\"a\":"], &[]),
-            ("unknown Engine.IO packet type", &["9hello"], &[]),
+            ("unknown Socket.IO packet type", &["49[\"x\"]"], &[], ForcedClose),
+            ("truncated JSON", &["42[\"event\",{\"a\":"], &[], ForcedClose),
+            ("unknown Engine.IO packet type", &["9hello"], &[], ParseError),
             (
                 "text where an attachment was announced",
                 &["451-[\"x\",{\"_placeholder\":true,\"num\":0}]", "42[\"y\"]"],
                 &[],
+                ForcedClose,
             ),
-            ("placeholder beyond the attachments", &["451-[\"x\",{\"_placeholder\":true,\"num\":3}]"], &[b"\x01"]),
-            ("attachment nobody announced", &[], &[b"\x01\x02"]),
-            ("event for a namespace not joined", &["42/nope,[\"x\"]"], &[]),
+            (
+                "placeholder beyond the attachments",
+                &["451-[\"x\",{\"_placeholder\":true,\"num\":3}]"],
+                &[b"\x01"],
+                ForcedClose,
+            ),
+            ("attachment nobody announced", &[], &[b"\x01\x02"], ForcedClose),
+            ("event for a namespace not joined", &["42/nope,[\"x\"]"], &[], ForcedServerClose),
         ];
-        for (what, texts, binaries) in cases {
+        for (what, texts, binaries, reason) in cases {
             let (mut ws, sid) = RawWs::connect_root(h.server().addr, None).await;
             for frame in texts {
                 ws.send_text(frame).await;
@@ -310,7 +317,7 @@ async fn malformed_packets_are_parse_errors() {
             }
             let (texts, _) = ws.recv_until_closed().await;
             assert!(texts.iter().all(|t| t == "2"), "{what}: nothing but pings before the close: {texts:?}");
-            assert_eq!(h.gone().await, ("/".into(), sid, DisconnectReason::ParseError), "{what}");
+            assert_eq!(h.gone().await, ("/".into(), sid, reason), "{what}");
         }
         h.stop().await;
     })
@@ -359,13 +366,9 @@ async fn server_shutdown_polling() {
     bounded(30, "server_shutdown polling", server_shutdown("polling", builder, false)).await;
 }
 
-/// Fails in most runs, depending on timing: either the flushed message and the close
-/// packet leave in one payload (the client drops the message), or no poll is held and the
-/// close waits `ping_timeout` (20 s) for a poll the closed listener cannot accept.
+/// The message queued at shutdown reaches a polling client: it comes in a payload of its
+/// own, the close packet in the next one, and the listener still accepts that poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: on a graceful close over polling the last queued packets share one payload with the close \
-            packet (socket.io-client handles the close first and never delivers them), or, with no poll held, wait \
-            ping_timeout for a poll the closed listener cannot accept"]
 async fn server_shutdown_polling_flushes_the_last_message() {
     bounded(40, "server_shutdown polling last message", server_shutdown("polling", SocketIo::builder(), true)).await;
 }

@@ -36,7 +36,8 @@ impl<D> Drop for GetGuard<'_, D> {
         self.session.state.lock().get_pending = false;
         if !self.answered {
             tracing::debug!(sid = %self.session.id(), "poll request aborted");
-            self.session.close(CloseReason::TransportClose);
+            // as Node ("poll connection closed prematurely")
+            self.session.close(CloseReason::TransportError);
         }
     }
 }
@@ -63,22 +64,23 @@ pub(crate) async fn get<H: EngineHandler>(_engine: &Arc<Engine<H>>, session: Arc
             return Poll::Ready(Bytes::from_static(b"6"));
         }
         if !st.queue.is_empty() {
-            let closing = st.close.is_some();
+            // On a graceful close the close packet comes in the *next* payload: clients
+            // handle a close at once but the other packets of a payload a tick later,
+            // so a close in the same payload would lose them.
             let queue = Session::<H::Data>::take_queue(&mut st);
             drop(st);
-            if closing {
-                session.task.wake();
-            }
-            let mut out = Vec::with_capacity(payload::encoded_len(&queue) + 2);
+            let mut out = Vec::with_capacity(payload::encoded_len(&queue));
             payload::encode(&queue, &mut out);
-            if closing {
-                out.push(payload::SEPARATOR);
-                out.push(b'1');
-            }
             return Poll::Ready(Bytes::from(out));
         }
         if let Some(req) = st.close {
-            return Poll::Ready(Bytes::from_static(if req.by_client { b"6" } else { b"1" }));
+            if !req.by_client {
+                st.close_delivered = true;
+                drop(st);
+                session.task.wake();
+                return Poll::Ready(Bytes::from_static(b"1"));
+            }
+            return Poll::Ready(Bytes::from_static(b"6"));
         }
         if st.upgrading {
             return Poll::Ready(Bytes::from_static(b"6"));
