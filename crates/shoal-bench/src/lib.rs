@@ -22,6 +22,7 @@
 //! - [`stats`]: latency percentiles and `/proc` readings.
 //! - [`scenarios`]: idle, fanout, echo, handshake and soak.
 
+pub mod cli;
 pub mod conn;
 pub mod proto;
 pub mod scenarios;

@@ -27,6 +27,9 @@ pub(crate) enum Command {
     /// Settings come from the defaults, then the `--config` file, then the flags (each
     /// overriding the previous). Stops gracefully on SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Load-test a Socket.IO server that implements the benchmark contract (see the
+    /// `bench_server` example) and print one JSON line of figures; same as `shoal-bench`.
+    Bench(shoal_bench::cli::Cli),
 }
 
 /// Flags of `shoal serve`.
@@ -119,6 +122,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::node::run(&args),
+        Command::Bench(args) => ExitCode::from(u8::try_from(shoal_bench::cli::run(args)).unwrap_or(1)),
     }
 }
 
@@ -148,7 +152,7 @@ mod tests {
             "--no-demo",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
         assert_eq!(args.port, Some(0));
         assert_eq!(args.cors_origin, ["https://a.example", "*"]);
         assert!(args.cookie && args.no_demo && !args.check_config);
