@@ -26,5 +26,6 @@ pub use adapter::{Adapter, AdapterFactory, BoxFuture, LocalAdapter, LocalAdapter
 pub use error::AdapterError;
 pub use options::{BroadcastFlags, BroadcastOptions, Room};
 pub use shoal_engineio_proto::{NodeId, Sid};
+pub use shoal_socketio_proto::decode::placeholder_index;
 pub use shoal_socketio_proto::{Args, Packet};
 pub use socket::SocketInfo;

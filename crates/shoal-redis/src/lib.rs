@@ -1,0 +1,3 @@
+//! Redis adapter for Shoal (being written).
+
+pub mod wire;
