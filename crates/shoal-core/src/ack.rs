@@ -30,6 +30,13 @@ pub enum AckEvent {
 pub struct AckSink(mpsc::UnboundedSender<AckEvent>);
 
 impl AckSink {
+    /// A sink and the receiving end of its events (for adapters that forward answers
+    /// to other nodes instead of collecting them).
+    pub fn channel() -> (AckSink, mpsc::UnboundedReceiver<AckEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (AckSink(tx), rx)
+    }
+
     /// Reports the number of answers a node expects.
     pub fn expect(&self, count: usize) {
         let _ = self.0.send(AckEvent::Expect(count));

@@ -27,5 +27,5 @@ pub use error::AdapterError;
 pub use options::{BroadcastFlags, BroadcastOptions, Room};
 pub use shoal_engineio_proto::{NodeId, Sid};
 pub use shoal_socketio_proto::decode::placeholder_index;
-pub use shoal_socketio_proto::{Args, Packet};
+pub use shoal_socketio_proto::{Args, Packet, PacketData};
 pub use socket::SocketInfo;

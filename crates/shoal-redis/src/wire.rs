@@ -43,9 +43,10 @@ pub fn json_to_mp(v: &Json, attachments: &[Bytes]) -> Mp {
         Json::Array(a) => Mp::Array(a.iter().map(|v| json_to_mp(v, attachments)).collect()),
         Json::Object(m) => {
             if let Some(i) = shoal_core::placeholder_index(v)
-                && let Some(b) = attachments.get(i) {
-                    return Mp::Binary(b.to_vec());
-                }
+                && let Some(b) = attachments.get(i)
+            {
+                return Mp::Binary(b.to_vec());
+            }
             Mp::Map(m.iter().map(|(k, v)| (Mp::from(k.as_str()), json_to_mp(v, attachments))).collect())
         }
     }
