@@ -6,7 +6,6 @@
 //!
 //! `cargo test -p shoal --test hostile_http`
 
-#[path = "raw/common_shim.rs"]
 mod common;
 mod raw;
 
@@ -218,10 +217,9 @@ async fn read_response_half(
 }
 
 /// `Content-Type: application/octet-stream` (a v3 binary payload) is refused with 400
-/// and the session closed; every such request is answered and its connection released
-/// (CVE-2026-59725: the fd count returns to its baseline).
+/// and the session closed (CVE-2026-59725: the request is answered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn octet_stream_post_is_400_and_releases_the_connection() {
+async fn octet_stream_post_is_400_and_closes_the_session() {
     bounded(LIMIT, async {
         let srv = server().await;
         let p = sio_polling_connect(srv.addr).await;
@@ -230,20 +228,7 @@ async fn octet_stream_post_is_400_and_releases_the_connection() {
         r.assert_eio_error(400, 3);
         assert!(p.gone_within(Duration::from_secs(5)).await);
 
-        let base_fds = open_fds();
-        for _ in 0..300 {
-            let s = Polling::handshake(srv.addr).await;
-            let r =
-                request(srv.addr, "POST", &s.url(), &["Content-Type: application/octet-stream"], b"\x04\xff\x00").await;
-            assert_eq!(r.status, 400);
-        }
-        assert!(
-            common::wait_until(Duration::from_secs(10), || open_fds() <= base_fds + 8).await,
-            "fds: {} before, {} after 300 refused binary posts",
-            base_fds,
-            open_fds()
-        );
-        assert!(common::wait_until(Duration::from_secs(10), || srv.io.connection_count() == 0).await);
+        // the fd count after 300 such requests: hostile_resources (it needs a quiet process)
         assert_healthy(srv.addr).await;
     })
     .await;

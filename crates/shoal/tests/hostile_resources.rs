@@ -7,7 +7,6 @@
 //!
 //! `cargo test -p shoal --test hostile_resources`
 
-#[path = "raw/common_shim.rs"]
 mod common;
 mod raw;
 
@@ -51,13 +50,19 @@ where
 // 3. abandoned handshakes
 // ---------------------------------------------------------------------------------------
 
-/// 2000 polling handshakes never followed up: with `connect_timeout` 1 s every session
-/// is reaped (`connection_count()` back to 0) and memory returns near its baseline.
+/// 2000 polling handshakes never followed up: with `connect_timeout` 1 s (and pings of
+/// 1 s + 1 s: the close that `connect_timeout` starts is graceful and waits up to
+/// `ping_timeout` for a poll to deliver the close packet) every session is reaped
+/// (`connection_count()` back to 0) and memory returns near its baseline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_polling_handshakes_are_reaped() {
     let _serial = SERIAL.lock().await;
     bounded(LIMIT, async {
-        let srv = TestServer::start(SocketIo::builder().connect_timeout(Duration::from_secs(1)), echo_handlers).await;
+        let builder = SocketIo::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .ping_interval(Duration::from_secs(1))
+            .ping_timeout(Duration::from_secs(1));
+        let srv = TestServer::start(builder, echo_handlers).await;
         let addr = srv.addr;
         let base = rss_bytes();
         let start = Instant::now();
@@ -629,6 +634,33 @@ async fn silent_connections_are_closed_by_the_header_timeout() {
         drop(conns);
         assert!(wait_until(Duration::from_secs(10), || open_fds() <= base_fds + 8).await, "fds not released");
         assert_eq!(srv.io.connection_count(), 0);
+    })
+    .await;
+}
+
+/// 300 polling sessions each sent an invalid binary POST (`Content-Type:
+/// application/octet-stream`, CVE-2026-59725): every request is answered (400), every
+/// session closed, and the process's descriptors return to their baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_binary_posts_release_their_connections() {
+    let _serial = SERIAL.lock().await;
+    bounded(LIMIT, async {
+        let srv = server_default().await;
+        let addr = srv.addr;
+        let base_fds = open_fds();
+        for _ in 0..300 {
+            let s = Polling::handshake(addr).await;
+            let r = request(addr, "POST", &s.url(), &["Content-Type: application/octet-stream"], b"\x04\xff\x00").await;
+            r.assert_eio_error(400, 3);
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || open_fds() <= base_fds + 8).await,
+            "fds: {} before, {} after 300 refused binary posts",
+            base_fds,
+            open_fds()
+        );
+        assert!(wait_until(Duration::from_secs(10), || srv.io.connection_count() == 0).await);
+        assert_healthy(addr).await;
     })
     .await;
 }

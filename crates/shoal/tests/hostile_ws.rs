@@ -6,7 +6,6 @@
 //!
 //! `cargo test -p shoal --test hostile_ws`
 
-#[path = "raw/common_shim.rs"]
 mod common;
 mod raw;
 
