@@ -412,6 +412,13 @@ async fn run_upgrade_candidate<H: EngineHandler>(
     }
 }
 
+/// How long a graceful close may wait to deliver what is queued (and, when polling, for
+/// the poll that carries the close packet) before the session ends anyway.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Reading from a WebSocket pauses while more than this is waiting to be written to it.
+const PAUSE_READING_ABOVE: usize = 64 * 1024;
+
 /// The task that drives a session from handshake to close: heartbeats, the upgrade
 /// hand-over, and (once on WebSocket) all reads and writes.
 pub(crate) async fn run_session<H: EngineHandler>(
@@ -458,7 +465,7 @@ pub(crate) async fn run_session<H: EngineHandler>(
                     }
                     if !closing_deadline_set {
                         closing_deadline_set = true;
-                        sleep.as_mut().reset(Instant::now() + config.ping_timeout);
+                        sleep.as_mut().reset(Instant::now() + config.ping_timeout.min(CLOSE_LINGER));
                     }
                 }
             }
@@ -492,31 +499,39 @@ pub(crate) async fn run_session<H: EngineHandler>(
             session.writer.register(cx.waker());
             let mut pings: Vec<Bytes> = Vec::new();
             let mut end = None;
-            let read = conn.poll_read(cx, &mut |msg| match msg {
-                shoal_ws::Message::Text(t) => match Packet::decode_text(t) {
-                    Ok(Packet::Pong(_)) => {
-                        pong_now = true;
+            // Read only while what we owe the client is small (a client that sends but
+            // does not read is slowed down by TCP instead of growing our buffers) and the
+            // layer above accepts more work.
+            let may_read = conn.output_len() <= PAUSE_READING_ABOVE && engine.handler.accepts_messages(&session);
+            let read = if !may_read {
+                Poll::Pending
+            } else {
+                conn.poll_read(cx, &mut |msg| match msg {
+                    shoal_ws::Message::Text(t) => match Packet::decode_text(t) {
+                        Ok(Packet::Pong(_)) => {
+                            pong_now = true;
+                            ControlFlow::Continue(())
+                        }
+                        Ok(p) => engine.on_packet(&session, p),
+                        Err(e) => {
+                            tracing::debug!(sid = %session.id(), cause = %e, "invalid packet");
+                            end = Some(CloseReason::ParseError);
+                            ControlFlow::Break(())
+                        }
+                    },
+                    shoal_ws::Message::Binary(b) => engine.on_packet(&session, Packet::Binary(b)),
+                    shoal_ws::Message::Ping(p) => {
+                        pings.push(p);
                         ControlFlow::Continue(())
                     }
-                    Ok(p) => engine.on_packet(&session, p),
-                    Err(e) => {
-                        tracing::debug!(sid = %session.id(), cause = %e, "invalid packet");
-                        end = Some(CloseReason::ParseError);
+                    shoal_ws::Message::Close(frame) => {
+                        peer_close = Some(frame.map_or(1000, |f| f.code));
+                        end = Some(CloseReason::TransportClose);
                         ControlFlow::Break(())
                     }
-                },
-                shoal_ws::Message::Binary(b) => engine.on_packet(&session, Packet::Binary(b)),
-                shoal_ws::Message::Ping(p) => {
-                    pings.push(p);
-                    ControlFlow::Continue(())
-                }
-                shoal_ws::Message::Close(frame) => {
-                    peer_close = Some(frame.map_or(1000, |f| f.code));
-                    end = Some(CloseReason::TransportClose);
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            });
+                    _ => ControlFlow::Continue(()),
+                })
+            };
             for p in pings {
                 conn.push_pong(&p);
             }

@@ -34,4 +34,13 @@ pub trait EngineHandler: Send + Sync + 'static {
 
     /// The session ended.
     fn on_close(&self, session: &Arc<Session<Self::Data>>, reason: CloseReason);
+
+    /// Whether the session may read more messages now. Returning `false` pauses reading
+    /// from the client (TCP backpressure then slows it down) until
+    /// [`Session::resume_reading`] is called; the layer above uses it to bound the work
+    /// one client can have in flight. Default: always.
+    fn accepts_messages(&self, session: &Arc<Session<Self::Data>>) -> bool {
+        let _ = session;
+        true
+    }
 }

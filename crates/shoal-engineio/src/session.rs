@@ -318,6 +318,12 @@ impl<D> Session<D> {
         expired
     }
 
+    /// Wakes the session's task so that it reads again after
+    /// [`crate::EngineHandler::accepts_messages`] returned `false`.
+    pub fn resume_reading(&self) {
+        self.task.wake();
+    }
+
     /// Records the end of the session (called once, by the session task).
     pub(crate) fn mark_closed(&self, reason: CloseReason) {
         {

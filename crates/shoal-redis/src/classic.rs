@@ -542,9 +542,10 @@ impl Adapter for ClassicAdapter {
                 .await?;
             for (a, _) in answers {
                 if let Some(list) = a.get("sockets").cloned()
-                    && let Ok(remote) = serde_json::from_value::<Vec<SocketInfo>>(list) {
-                        sockets.extend(remote);
-                    }
+                    && let Ok(remote) = serde_json::from_value::<Vec<SocketInfo>>(list)
+                {
+                    sockets.extend(remote);
+                }
             }
             Ok(sockets)
         })

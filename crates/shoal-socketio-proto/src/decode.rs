@@ -60,6 +60,11 @@ impl PartialPacket {
         Ok(args.attachments.len() == self.expected)
     }
 
+    /// The packet being completed (its attachments so far).
+    pub fn packet(&self) -> &Packet {
+        &self.packet
+    }
+
     /// Number of attachments still expected.
     pub fn remaining(&self) -> usize {
         match &self.packet.data {

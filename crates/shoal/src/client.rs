@@ -21,6 +21,10 @@ use crate::socket::Socket;
 #[derive(Default)]
 pub struct ClientState {
     inner: Mutex<ClientInner>,
+    /// Spawned handlers of this connection still running.
+    pub(crate) pending_handlers: std::sync::atomic::AtomicU32,
+    /// The configured limit (set when the session opens).
+    max_pending_handlers: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for ClientState {
@@ -35,6 +39,8 @@ struct ClientInner {
     /// Namespaces whose middlewares are running.
     connecting: SmallVec<[String; 1]>,
     partial: Option<Box<PartialPacket>>,
+    /// Closes the connection if the partial packet is not complete in time.
+    partial_timer: Option<tokio::task::AbortHandle>,
     ever_connected: bool,
     connect_timer: Option<tokio::task::AbortHandle>,
     /// The server closed the connection through a socket (`disconnect_and_close`).
@@ -48,6 +54,10 @@ impl ClientState {
         if inner.sockets.is_empty() && inner.sockets.spilled() {
             inner.sockets = SmallVec::new();
         }
+    }
+
+    pub(crate) fn max_pending_handlers(&self) -> u32 {
+        self.max_pending_handlers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn mark_server_close(&self) {
@@ -80,7 +90,16 @@ type Sess = Arc<Session<ClientState>>;
 impl EngineHandler for Client {
     type Data = ClientState;
 
+    fn accepts_messages(&self, session: &Sess) -> bool {
+        let state = session.data();
+        state.pending_handlers.load(std::sync::atomic::Ordering::Acquire) < state.max_pending_handlers()
+    }
+
     fn on_open(&self, session: &Sess) {
+        session.data().max_pending_handlers.store(
+            u32::try_from(self.server.config.max_pending_handlers).unwrap_or(u32::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let weak = Arc::downgrade(session);
         let timeout = self.server.config.connect_timeout;
         let task = tokio::spawn(async move {
@@ -108,7 +127,15 @@ impl EngineHandler for Client {
                 match decode::decode_text(text, &self.server.config.limits()) {
                     Ok(Decoded::Complete(p)) => p,
                     Ok(Decoded::Partial(p)) => {
-                        state.inner.lock().partial = Some(Box::new(p));
+                        // Attachments are buffered only for a namespace the client joined,
+                        // and only for a bounded time.
+                        if state.socket(&p.packet().nsp).is_none() {
+                            return invalid_state(session, "binary packet for a namespace not joined");
+                        }
+                        let timer = self.partial_timer(session);
+                        let mut inner = state.inner.lock();
+                        inner.partial = Some(Box::new(p));
+                        inner.partial_timer = Some(timer);
                         return;
                     }
                     Err(e) => return parse_error(session, &e.to_string()),
@@ -126,6 +153,9 @@ impl EngineHandler for Client {
                         return;
                     }
                     Ok(true) => {
+                        if let Some(t) = inner.partial_timer.take() {
+                            t.abort();
+                        }
                         drop(inner);
                         match (*partial).finish() {
                             Ok(p) => p,
@@ -149,6 +179,9 @@ impl EngineHandler for Client {
                 t.abort();
             }
             inner.partial = None;
+            if let Some(t) = inner.partial_timer.take() {
+                t.abort();
+            }
             (std::mem::take(&mut inner.sockets), inner.server_close)
         };
         let reason = if server_close { DisconnectReason::ForcedServerClose } else { DisconnectReason::from(reason) };
@@ -175,6 +208,22 @@ fn invalid_state(session: &Sess, cause: &str) {
 }
 
 impl Client {
+    /// A task closing the connection if the binary packet being received is still
+    /// incomplete after `attachments_timeout`.
+    fn partial_timer(&self, session: &Sess) -> tokio::task::AbortHandle {
+        let weak = Arc::downgrade(session);
+        let timeout = self.server.config.attachments_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(session) = weak.upgrade()
+                && session.data().inner.lock().partial.is_some()
+            {
+                parse_error(&session, "binary attachments not received in time");
+            }
+        })
+        .abort_handle()
+    }
+
     fn dispatch(&self, session: &Sess, packet: Packet) {
         match packet.ty {
             PacketType::Connect => {
@@ -213,7 +262,7 @@ impl Client {
             return;
         }
         state.inner.lock().connecting.push(nsp.to_string());
-        run(async move {
+        run(session, async move {
             let mut refused = None;
             for m in middlewares {
                 if let Err(e) = m.call(socket.clone()).await {

@@ -17,9 +17,16 @@ pub struct SocketIoConfig {
     pub max_attachments: usize,
     /// Most bytes of attachments in one packet. Default 10 MB.
     pub max_attachment_bytes: usize,
+    /// How long the binary attachments of one packet may take to arrive after its text
+    /// part; past it the connection is closed. Default 10 s.
+    pub attachments_timeout: Duration,
     /// Most acknowledgements a socket may owe the server at once; further
     /// `emit_with_ack` calls fail. Default 1024.
     pub max_pending_acks: usize,
+    /// Most handlers of one connection that may be waiting at once (handlers that finish
+    /// without waiting do not count). Past it, the connection stops reading until some
+    /// finish, so one client cannot pile up unbounded work. Default 512.
+    pub max_pending_handlers: usize,
     /// Remove a dynamic child namespace when its last socket leaves. Default false.
     pub cleanup_empty_child_namespaces: bool,
 }
@@ -33,7 +40,9 @@ impl Default for SocketIoConfig {
             ack_timeout: Duration::from_secs(10),
             max_attachments: 10,
             max_attachment_bytes: 10_000_000,
+            attachments_timeout: Duration::from_secs(10),
             max_pending_acks: 1024,
+            max_pending_handlers: 512,
             cleanup_empty_child_namespaces: false,
         }
     }
@@ -48,6 +57,9 @@ impl SocketIoConfig {
         self.engine.validate()?;
         if self.connect_timeout.is_zero() {
             return Err("connect_timeout must be positive".into());
+        }
+        if self.max_pending_handlers == 0 {
+            return Err("max_pending_handlers must be positive".into());
         }
         if self.max_pending_acks == 0 {
             return Err("max_pending_acks must be positive".into());

@@ -10,26 +10,57 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shoal_engineio::Session;
 use shoal_socketio_proto::Args;
+
+use crate::client::ClientState;
 
 use crate::errors::{ConnectError, DisconnectReason, SendError};
 use crate::socket::Socket;
 
-/// Polls `fut` once on the current task; spawns it only if it is not done.
-pub(crate) fn run<F: Future<Output = ()> + Send + 'static>(fut: F) {
+/// Polls `fut` once on the current task; spawns it only if it is not done. Spawned
+/// handlers count against the connection's `max_pending_handlers`: past it, the
+/// connection stops reading until some finish.
+pub(crate) fn run<F: Future<Output = ()> + Send + 'static>(session: &Arc<Session<ClientState>>, fut: F) {
     let mut fut = Box::pin(fut);
     let mut cx = Context::from_waker(std::task::Waker::noop());
     // A panicking handler must not take the connection's task down with it.
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
         Ok(Poll::Ready(())) => {}
         Ok(Poll::Pending) => {
-            tokio::spawn(fut);
+            let guard = PendingHandler::new(session.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                fut.await;
+            });
         }
         Err(_) => tracing::error!("a handler panicked"),
+    }
+}
+
+/// Counts a spawned handler of a connection while it runs.
+struct PendingHandler(Arc<Session<ClientState>>);
+
+impl PendingHandler {
+    fn new(session: Arc<Session<ClientState>>) -> Self {
+        session.data().pending_handlers.fetch_add(1, Ordering::AcqRel);
+        PendingHandler(session)
+    }
+}
+
+impl Drop for PendingHandler {
+    fn drop(&mut self) {
+        let before = self.0.data().pending_handlers.fetch_sub(1, Ordering::AcqRel);
+        if before == self.0.data().max_pending_handlers() {
+            // it was at the limit: the connection may read again
+            self.0.resume_reading();
+        }
     }
 }
 
@@ -45,7 +76,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     fn call(&self, socket: Socket) {
-        run(self(socket));
+        let session = socket.0.session.clone();
+        run(&session, self(socket));
     }
 }
 
@@ -81,7 +113,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     fn call(&self, socket: Socket, event: Event) {
-        run(self(socket, event));
+        let session = socket.0.session.clone();
+        run(&session, self(socket, event));
     }
 }
 
@@ -97,7 +130,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     fn call(&self, socket: Socket, reason: DisconnectReason) {
-        run(self(socket, reason));
+        let session = socket.0.session.clone();
+        run(&session, self(socket, reason));
     }
 }
 

@@ -397,8 +397,12 @@ impl SocketIoBuilder {
         ack_timeout: Duration);
     setter!(/// Most attachments per packet (default 10).
         max_attachments: usize);
+    setter!(/// Time allowed for the attachments of one binary packet to arrive (default 10 s).
+        attachments_timeout: Duration);
     setter!(/// Most acknowledgements a socket may owe (default 1024).
         max_pending_acks: usize);
+    setter!(/// Most waiting handlers per connection before it stops reading (default 512).
+        max_pending_handlers: usize);
     setter!(/// Remove dynamic child namespaces when empty (default false).
         cleanup_empty_child_namespaces: bool);
 

@@ -154,6 +154,15 @@ where
         }
     };
 
+    // the layer above may be saturated by this client: wait (bounded) before adding work
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !engine.handler.accepts_messages(&session) {
+        if tokio::time::Instant::now() >= deadline || session.is_closed() {
+            session.close(CloseReason::TransportError);
+            return status(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     for packet in payload::decode(body) {
         match packet {
             Ok(p) => {

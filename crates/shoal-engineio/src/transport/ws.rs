@@ -138,6 +138,11 @@ impl WsConn {
         self.out_pos < self.out.len()
     }
 
+    /// Bytes waiting to be written.
+    pub(crate) fn output_len(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
     /// Encodes queued packets as frames into the output buffer.
     pub(crate) fn encode_packets(&mut self, packets: VecDeque<OutPacket>) {
         let total: usize = packets.iter().map(|p| p.len() + 10).sum();
