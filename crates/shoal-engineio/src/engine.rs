@@ -2,7 +2,6 @@
 
 use std::future::poll_fn;
 use std::ops::ControlFlow;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -20,7 +19,7 @@ use crate::request::{RequestInfo, query_param};
 use crate::session::{CloseReason, CloseRequest, Session, TransportKind};
 use crate::sessions::Sessions;
 use crate::transport::polling;
-use crate::transport::ws::{WsConn, WsEnd};
+use crate::transport::ws::{WsConn, WsEnd, WsIo};
 
 /// An Engine.IO server: the sessions and the handler of the layer above. Share it with
 /// an `Arc`; [`crate::EngineService`] routes HTTP requests to it.
@@ -347,7 +346,7 @@ fn ws_accept(
 
 /// Waits for hyper to hand over the upgraded connection. A plain TCP stream is unwrapped
 /// from hyper's box so reads and writes go straight to the socket.
-async fn upgraded_io(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(Pin<Box<dyn crate::transport::ws::Io>>, Bytes)> {
+async fn upgraded_io(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(WsIo, Bytes)> {
     let upgraded = match on_upgrade.await {
         Ok(u) => u,
         Err(e) => {
@@ -361,9 +360,9 @@ async fn upgraded_io(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(Pin<Box<d
         Ok(parts) => {
             let leftover =
                 if parts.read_buf.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&parts.read_buf) };
-            Some((Box::pin(parts.io.into_inner()), leftover))
+            Some((WsIo::Tcp(parts.io.into_inner()), leftover))
         }
-        Err(upgraded) => Some((Box::pin(hyper_util::rt::TokioIo::new(upgraded)), Bytes::new())),
+        Err(upgraded) => Some((WsIo::Other(Box::pin(hyper_util::rt::TokioIo::new(upgraded))), Bytes::new())),
     }
 }
 
@@ -496,7 +495,9 @@ pub(crate) async fn run_session<H: EngineHandler>(
 
             // C. the WebSocket, once there is one
             let Some(conn) = ws.as_mut() else { break };
-            session.writer.register(cx.waker());
+            // While this task runs, what its own handlers send needs no wake-up (it is
+            // written below); the waker is registered again once the queue is drained.
+            drop(session.writer.take());
             let mut pings: Vec<Bytes> = Vec::new();
             let mut end = None;
             // Read only while what we owe the client is small (a client that sends but
@@ -558,14 +559,16 @@ pub(crate) async fn run_session<H: EngineHandler>(
             }
             // write everything queued, in batches
             loop {
-                if !conn.has_output() {
+                let written = if conn.has_output() {
+                    conn.poll_write(cx)
+                } else {
                     let queue = Session::<H::Data>::take_queue(&mut session.state.lock());
                     if queue.is_empty() {
                         break;
                     }
-                    conn.encode_packets(queue);
-                }
-                match conn.poll_write(cx) {
+                    conn.write_packets(cx, queue)
+                };
+                match written {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
                         ws_end = Some(WsEnd::Io(e));
@@ -573,6 +576,11 @@ pub(crate) async fn run_session<H: EngineHandler>(
                     }
                     Poll::Pending => break,
                 }
+            }
+            session.writer.register(cx.waker());
+            if !conn.has_output() && !session.state.lock().queue.is_empty() {
+                // queued between the drain and the registration: go round again
+                cx.waker().wake_by_ref();
             }
         }
         Poll::Pending

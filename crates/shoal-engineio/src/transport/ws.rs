@@ -8,7 +8,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::mem::MaybeUninit;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,10 +23,31 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
 
 /// How many reads one poll may do before yielding to other tasks.
 const READ_BUDGET: usize = 16;
-/// Size of the stack buffer reads go through.
-const READ_CHUNK: usize = 8 * 1024;
+/// Size of the (per-thread) buffer reads go through.
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WRITE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Appends one frame (compressed when deflate is on and the message is large enough).
+fn encode_frame(out: &mut Vec<u8>, deflate: Option<&DeflateConfig>, opcode: OpCode, data: &[u8]) {
+    if let Some(cfg) = deflate
+        && let Some(compressed) = shoal_ws::deflate_message(data, cfg)
+    {
+        shoal_ws::write_frame(out, opcode, &compressed, true, None);
+        return;
+    }
+    let mut header = [0u8; 14];
+    let n = shoal_ws::encode_header(&mut header, opcode, true, false, data.len(), None);
+    out.extend_from_slice(&header[..n]);
+    out.extend_from_slice(data);
+}
 /// Output buffers above this size are not kept for reuse.
 const KEEP_OUT_CAPACITY: usize = 0;
+/// The per-thread write buffer is kept up to this size.
+const KEEP_WRITE_BUF: usize = 1024 * 1024;
 
 /// Why a WebSocket connection ended.
 #[derive(Debug)]
@@ -40,8 +60,75 @@ pub(crate) enum WsEnd {
     Protocol(u16),
 }
 
+/// The byte stream: a plain TCP socket (read and written directly, the common case) or
+/// anything else hyper handed over.
+pub(crate) enum WsIo {
+    Tcp(tokio::net::TcpStream),
+    Other(Pin<Box<dyn Io>>),
+}
+
+impl WsIo {
+    /// Reads one chunk into `buf`. A TCP read shorter than the buffer means the socket
+    /// was drained: its readiness is cleared right there (safely: tokio only clears it if
+    /// no new readiness arrived since the read began), which saves the read that would
+    /// only return `WouldBlock`.
+    fn poll_read_chunk(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self {
+            WsIo::Tcp(stream) => loop {
+                match stream.poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let cap = buf.len();
+                let mut got = None;
+                let r = stream.try_io(tokio::io::Interest::READABLE, || {
+                    let n = stream.try_read(buf)?;
+                    got = Some(n);
+                    if n > 0 && n < cap { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+                });
+                match (got, r) {
+                    (Some(n), _) => return Poll::Ready(Ok(n)),
+                    (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    (None, Err(e)) => return Poll::Ready(Err(e)),
+                    (None, Ok(())) => continue,
+                }
+            },
+            WsIo::Other(io) => {
+                let mut rb = ReadBuf::new(buf);
+                match io.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+                }
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            WsIo::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            WsIo::Other(io) => io.as_mut().poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            WsIo::Tcp(_) => Poll::Ready(Ok(())),
+            WsIo::Other(io) => io.as_mut().poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            WsIo::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            WsIo::Other(io) => io.as_mut().poll_shutdown(cx),
+        }
+    }
+}
+
 pub(crate) struct WsConn {
-    io: Pin<Box<dyn Io>>,
+    io: WsIo,
     decoder: Decoder,
     /// Bytes read by the HTTP server before the upgrade, not yet decoded.
     leftover: Bytes,
@@ -54,7 +141,7 @@ pub(crate) struct WsConn {
 
 impl WsConn {
     pub(crate) fn new(
-        io: Pin<Box<dyn Io>>,
+        io: WsIo,
         leftover: Bytes,
         max_payload: usize,
         deflate: Option<(DeflateConfig, shoal_ws::Inflater)>,
@@ -108,29 +195,34 @@ impl WsConn {
                 return Poll::Ready(Ok(()));
             }
         }
-        for _ in 0..READ_BUDGET {
-            let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-            let mut rb = ReadBuf::uninit(&mut buf);
-            match self.io.as_mut().poll_read(cx, &mut rb) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(WsEnd::Io(e))),
-                Poll::Ready(Ok(())) => {
-                    let data = rb.filled();
-                    if data.is_empty() {
-                        return Poll::Ready(Err(WsEnd::Eof));
-                    }
-                    if let Err(e) = self.decoder.decode(data, &mut cb) {
-                        return Poll::Ready(Err(WsEnd::Protocol(e.close_code())));
-                    }
-                    if stopped.get() {
-                        self.resume = true;
-                        return Poll::Ready(Ok(()));
+        // One read buffer per thread, lent to the connection being read (no buffer is
+        // kept per connection, and none is zeroed for each read).
+        let mut buf = READ_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
+        let result = (|| {
+            for _ in 0..READ_BUDGET {
+                match self.io.poll_read_chunk(cx, &mut buf) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(WsEnd::Io(e))),
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(WsEnd::Eof)),
+                    Poll::Ready(Ok(n)) => {
+                        if let Err(e) = self.decoder.decode(&buf[..n], &mut cb) {
+                            return Poll::Ready(Err(WsEnd::Protocol(e.close_code())));
+                        }
+                        if stopped.get() {
+                            self.resume = true;
+                            return Poll::Ready(Ok(()));
+                        }
                     }
                 }
             }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Ready(Ok(()))
+            cx.waker().wake_by_ref();
+            Poll::Ready(Ok(()))
+        })();
+        READ_BUF.with(|b| *b.borrow_mut() = buf);
+        result
     }
 
     /// True if bytes wait to be written.
@@ -143,30 +235,47 @@ impl WsConn {
         self.out.len() - self.out_pos
     }
 
-    /// Encodes queued packets as frames into the output buffer.
-    pub(crate) fn encode_packets(&mut self, packets: VecDeque<OutPacket>) {
+    /// Writes queued packets: the frames are encoded into a per-thread buffer and written
+    /// at once; only what the socket does not take right away is copied into the
+    /// connection's own output buffer (so an idle or fast connection owns none).
+    pub(crate) fn write_packets(&mut self, cx: &mut Context<'_>, packets: VecDeque<OutPacket>) -> Poll<io::Result<()>> {
+        debug_assert!(!self.has_output());
+        let mut scratch = WRITE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        scratch.clear();
         let total: usize = packets.iter().map(|p| p.len() + 10).sum();
-        self.out.reserve(total);
+        scratch.reserve(total);
         for p in packets {
             let (opcode, data) = match p {
                 OutPacket::Text(b) => (OpCode::Text, b),
                 OutPacket::Binary(b) => (OpCode::Binary, b),
             };
-            self.encode_message(opcode, &data);
+            encode_frame(&mut scratch, self.deflate.as_ref(), opcode, &data);
         }
+        let mut pos = 0;
+        let result = loop {
+            if pos == scratch.len() {
+                break self.io.poll_flush(cx);
+            }
+            match self.io.poll_write(cx, &scratch[pos..]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => pos += n,
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.out.extend_from_slice(&scratch[pos..]);
+                    self.out_pos = 0;
+                    break Poll::Pending;
+                }
+            }
+        };
+        if scratch.capacity() > KEEP_WRITE_BUF {
+            scratch = Vec::new();
+        }
+        WRITE_BUF.with(|b| *b.borrow_mut() = scratch);
+        result
     }
 
     fn encode_message(&mut self, opcode: OpCode, data: &[u8]) {
-        if let Some(cfg) = &self.deflate
-            && let Some(compressed) = shoal_ws::deflate_message(data, cfg)
-        {
-            shoal_ws::write_frame(&mut self.out, opcode, &compressed, true, None);
-            return;
-        }
-        let mut header = [0u8; 14];
-        let n = shoal_ws::encode_header(&mut header, opcode, true, false, data.len(), None);
-        self.out.extend_from_slice(&header[..n]);
-        self.out.extend_from_slice(data);
+        encode_frame(&mut self.out, self.deflate.as_ref(), opcode, data);
     }
 
     /// Queues one text frame.
@@ -188,7 +297,7 @@ impl WsConn {
     /// Writes the output buffer. `Ready(Ok)` once everything is written and flushed.
     pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.out_pos < self.out.len() {
-            match self.io.as_mut().poll_write(cx, &self.out[self.out_pos..]) {
+            match self.io.poll_write(cx, &self.out[self.out_pos..]) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -201,7 +310,7 @@ impl WsConn {
             self.out.clear();
         }
         self.out_pos = 0;
-        self.io.as_mut().poll_flush(cx)
+        self.io.poll_flush(cx)
     }
 
     /// Writes everything pending (async form, for the handshake phase).
@@ -240,7 +349,7 @@ impl WsConn {
         self.push_close(code);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             let _ = self.flush().await;
-            let _ = std::future::poll_fn(|cx| self.io.as_mut().poll_shutdown(cx)).await;
+            let _ = std::future::poll_fn(|cx| self.io.poll_shutdown(cx)).await;
         })
         .await;
     }
