@@ -113,9 +113,9 @@ async fn on_connect(socket: SocketRef) {
     socket.on("burst", async |Data::<Burst>(b), io: SocketIo, ack: AckSender| {
         for i in 1..=b.n {
             note_result(io.to("bench").emit("msg", &b.payload).await);
-            // Let the socket writers drain their queues during the burst
-            // (Shoal's bench server does the same).
-            if i % BURST_YIELD_EVERY == 0 {
+            // Let the socket writers drain their queues during the burst, first right
+            // after the first message (Shoal's bench server does the same).
+            if i == 1 || i % BURST_YIELD_EVERY == 0 {
                 tokio::task::yield_now().await;
             }
         }

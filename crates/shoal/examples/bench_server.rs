@@ -179,8 +179,10 @@ fn on_connect(ns: &Namespace, socket: &Socket) {
                 // no writer would run meanwhile, every queue would grow by n, and past
                 // max_buffered_packets (8192) the clients would be dropped as slow
                 // consumers. Yielding now and then lets the writers drain the queues
-                // while the burst goes on, as a real producer would.
-                if i % BURST_YIELD_EVERY == BURST_YIELD_EVERY - 1 {
+                // while the burst goes on, as a real producer would. The first yield
+                // comes right after the first message, so that it reaches every client
+                // at once rather than after a whole batch.
+                if i == 0 || i % BURST_YIELD_EVERY == BURST_YIELD_EVERY - 1 {
                     tokio::task::yield_now().await;
                 }
             }
