@@ -10,3 +10,5 @@ import rooms from "./rooms.mjs";
 import transports from "./transports.mjs";
 
 export const scenarios = { ...auth, ...disconnect, ...events, ...limits, ...load, ...namespaces, ...rooms, ...transports };
+import features from "./features.mjs";
+Object.assign(scenarios, features);
