@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for Room {
 }
 
 /// Broadcast modifiers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BroadcastFlags {
     /// May be dropped for clients that cannot take it right now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -93,9 +93,24 @@ pub struct BroadcastFlags {
     /// Only the clients of this node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local: bool,
-    /// Compress (WebSocket permessage-deflate, when negotiated).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Compress (WebSocket permessage-deflate, when negotiated). True unless turned off
+    /// with `compress(false)`, as in Node.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub compress: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Default for BroadcastFlags {
+    fn default() -> Self {
+        BroadcastFlags { volatile: false, local: false, compress: true }
+    }
 }
 
 /// The target of a broadcast: every socket of the namespace when `rooms` is empty,

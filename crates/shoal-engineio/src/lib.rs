@@ -37,5 +37,5 @@ pub use engine::Engine;
 pub use handler::{EngineHandler, Message};
 pub use request::{RemoteAddr, RequestInfo};
 pub use service::{EngineLayer, EngineService, NotFound, ResponseFuture};
-pub use session::{CloseReason, SendError, Session, TransportKind};
+pub use session::{CloseReason, SendError, SendOptions, Session, TransportKind};
 pub use shoal_engineio_proto::{NodeId, OutPacket, Sid};

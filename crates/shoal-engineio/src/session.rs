@@ -100,6 +100,29 @@ pub enum SendError {
     SlowConsumer,
 }
 
+/// A packet waiting in a session's queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub(crate) packet: OutPacket,
+    /// May be compressed (WebSocket permessage-deflate, when negotiated).
+    pub(crate) compress: bool,
+}
+
+/// How to send packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Drop them (without error) if the transport cannot take them right now.
+    pub volatile: bool,
+    /// Allow compression (default true).
+    pub compress: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions { volatile: false, compress: true }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CloseRequest {
     pub(crate) reason: CloseReason,
@@ -108,7 +131,7 @@ pub(crate) struct CloseRequest {
 }
 
 pub(crate) struct State {
-    pub(crate) queue: VecDeque<OutPacket>,
+    pub(crate) queue: VecDeque<Queued>,
     pub(crate) queued_bytes: usize,
     pub(crate) transport: TransportKind,
     /// A WebSocket candidate exists for this polling session.
@@ -235,27 +258,7 @@ impl<D> Session<D> {
     /// # Errors
     /// As [`Session::send`].
     pub fn send_many(&self, packets: &[OutPacket]) -> Result<(), SendError> {
-        let bytes: usize = packets.iter().map(OutPacket::len).sum();
-        let mut st = self.state.lock();
-        if st.close.is_some() || st.closed {
-            return Err(SendError::Closed);
-        }
-        if st.queue.len() + packets.len() > self.config.max_buffered_packets
-            || st.queued_bytes + bytes > self.config.max_buffered_bytes
-        {
-            drop(st);
-            tracing::debug!(sid = %self.sid, "send queue full, closing slow consumer");
-            self.close(CloseReason::SlowConsumer);
-            return Err(SendError::SlowConsumer);
-        }
-        let was_empty = st.queue.is_empty();
-        st.queue.extend(packets.iter().cloned());
-        st.queued_bytes += bytes;
-        drop(st);
-        if was_empty {
-            self.writer.wake();
-        }
-        Ok(())
+        self.send_with(packets, SendOptions::default()).map(|_| ())
     }
 
     /// Queues packets only if the transport can write them now (nothing is waiting in the
@@ -265,22 +268,44 @@ impl<D> Session<D> {
     /// # Errors
     /// [`SendError::Closed`] if the session is closing.
     pub fn send_volatile(&self, packets: &[OutPacket]) -> Result<bool, SendError> {
+        self.send_with(packets, SendOptions { volatile: true, compress: true })
+    }
+
+    /// Queues packets as one group, with options. Returns whether they were queued
+    /// (false only for a volatile send the transport could not take).
+    ///
+    /// # Errors
+    /// As [`Session::send`] (a volatile send never fails as a slow consumer).
+    pub fn send_with(&self, packets: &[OutPacket], opts: SendOptions) -> Result<bool, SendError> {
+        let bytes: usize = packets.iter().map(OutPacket::len).sum();
         let mut st = self.state.lock();
         if st.close.is_some() || st.closed {
             return Err(SendError::Closed);
         }
-        let writable = st.queue.is_empty()
-            && match st.transport {
-                TransportKind::Polling => st.get_pending && !st.upgrading,
-                TransportKind::WebSocket => true,
-            };
-        if !writable {
-            return Ok(false);
+        if opts.volatile {
+            let writable = st.queue.is_empty()
+                && match st.transport {
+                    TransportKind::Polling => st.get_pending && !st.upgrading,
+                    TransportKind::WebSocket => true,
+                };
+            if !writable {
+                return Ok(false);
+            }
+        } else if st.queue.len() + packets.len() > self.config.max_buffered_packets
+            || st.queued_bytes + bytes > self.config.max_buffered_bytes
+        {
+            drop(st);
+            tracing::debug!(sid = %self.sid, "send queue full, closing slow consumer");
+            self.close(CloseReason::SlowConsumer);
+            return Err(SendError::SlowConsumer);
         }
-        st.queue.extend(packets.iter().cloned());
-        st.queued_bytes += packets.iter().map(OutPacket::len).sum::<usize>();
+        let was_empty = st.queue.is_empty();
+        st.queue.extend(packets.iter().map(|p| Queued { packet: p.clone(), compress: opts.compress }));
+        st.queued_bytes += bytes;
         drop(st);
-        self.writer.wake();
+        if was_empty {
+            self.writer.wake();
+        }
         Ok(true)
     }
 
@@ -341,7 +366,7 @@ impl<D> Session<D> {
     }
 
     /// Takes every queued packet (the writer's side).
-    pub(crate) fn take_queue(st: &mut State) -> VecDeque<OutPacket> {
+    pub(crate) fn take_queue(st: &mut State) -> VecDeque<Queued> {
         st.queued_bytes = 0;
         std::mem::take(&mut st.queue)
     }

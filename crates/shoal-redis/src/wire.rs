@@ -206,8 +206,8 @@ fn flags_to_mp(opts: &BroadcastOptions) -> Mp {
     if opts.flags.volatile {
         m.push((Mp::from("volatile"), Mp::Boolean(true)));
     }
-    if opts.flags.compress {
-        m.push((Mp::from("compress"), Mp::Boolean(true)));
+    if !opts.flags.compress {
+        m.push((Mp::from("compress"), Mp::Boolean(false)));
     }
     if let Some(t) = opts.timeout {
         m.push((Mp::from("timeout"), Mp::from(t.as_millis() as u64)));
@@ -221,7 +221,7 @@ fn flags_from(
 ) -> (BroadcastFlags, Option<std::time::Duration>) {
     let flags = BroadcastFlags {
         volatile: get("volatile").unwrap_or(false),
-        compress: get("compress").unwrap_or(false),
+        compress: get("compress").unwrap_or(true),
         local: get("local").unwrap_or(false),
     };
     (flags, timeout_ms.map(std::time::Duration::from_millis))
@@ -258,8 +258,8 @@ pub fn opts_to_json(opts: &BroadcastOptions) -> Json {
     if opts.flags.volatile {
         flags.insert("volatile".into(), Json::Bool(true));
     }
-    if opts.flags.compress {
-        flags.insert("compress".into(), Json::Bool(true));
+    if !opts.flags.compress {
+        flags.insert("compress".into(), Json::Bool(false));
     }
     if let Some(t) = opts.timeout {
         flags.insert("timeout".into(), Json::from(t.as_millis() as u64));
@@ -438,7 +438,7 @@ mod tests {
         assert_eq!(back.args().unwrap(), &args);
         assert_eq!(o.rooms, vec![Room::from("r1")]);
         assert_eq!(o.except, vec![Room::from("x")]);
-        assert!(o.flags.volatile && !o.flags.compress);
+        assert!(o.flags.volatile && o.flags.compress);
         // rooms may be integers (JavaScript `io.to(123)`)
         let v = Mp::Array(vec![
             Mp::from("u"),
@@ -491,10 +491,10 @@ mod tests {
     fn opts_json_round_trip() {
         let mut o = BroadcastOptions::room("a");
         o.except = vec![Room::from("b")];
-        o.flags.compress = true;
+        o.flags.compress = false;
         o.timeout = Some(std::time::Duration::from_millis(500));
         let j = opts_to_json(&o);
-        assert_eq!(j, json!({"rooms": ["a"], "except": ["b"], "flags": {"compress": true, "timeout": 500}}));
+        assert_eq!(j, json!({"rooms": ["a"], "except": ["b"], "flags": {"compress": false, "timeout": 500}}));
         assert_eq!(opts_from_json(Some(&j)), o);
         assert_eq!(
             opts_from_json(Some(&json!({"rooms": [1, "x", null]}))).rooms,

@@ -158,6 +158,10 @@ impl NsInner {
     }
 
     pub(crate) fn join(&self, socket: &Socket, rooms: &[Room]) {
+        if socket.is_closing() {
+            // as in Node: a socket that is leaving (or left) joins nothing
+            return;
+        }
         let mut created = Vec::new();
         {
             let mut index = self.rooms.write();
@@ -254,14 +258,10 @@ impl NsInner {
 
     pub(crate) fn broadcast_local(&self, packet: &Packet, opts: &BroadcastOptions) -> usize {
         let encoded = codec::encode_packet(packet);
+        let send = shoal_engineio::SendOptions { volatile: opts.flags.volatile, compress: opts.flags.compress };
         let mut n = 0;
         self.for_each_target(opts, |s| {
-            let sent = if opts.flags.volatile {
-                s.send_encoded_volatile(&encoded).unwrap_or(false)
-            } else {
-                s.send_encoded(&encoded).is_ok()
-            };
-            n += usize::from(sent);
+            n += usize::from(s.send_encoded_with(&encoded, send).unwrap_or(false));
         });
         n
     }
@@ -271,17 +271,13 @@ impl NsInner {
         let mut packet = packet.clone();
         packet.id = Some(id);
         let encoded = codec::encode_packet(&packet);
+        let send = shoal_engineio::SendOptions { volatile: opts.flags.volatile, compress: opts.flags.compress };
         let mut n = 0;
         self.for_each_target(opts, |s| {
-            if s.register_ack(id, PendingAck::Broadcast(sink.clone())).is_ok() {
-                let sent = if opts.flags.volatile {
-                    s.send_encoded_volatile(&encoded).unwrap_or(false)
-                } else {
-                    s.send_encoded(&encoded).is_ok()
-                };
-                if sent {
-                    n += 1;
-                }
+            if s.register_ack(id, PendingAck::Broadcast(sink.clone())).is_ok()
+                && s.send_encoded_with(&encoded, send).unwrap_or(false)
+            {
+                n += 1;
             }
         });
         n

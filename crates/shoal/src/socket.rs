@@ -282,10 +282,19 @@ impl Socket {
     }
 
     pub(crate) fn send_encoded_volatile(&self, encoded: &Encoded) -> Result<bool, SendError> {
+        self.send_encoded_with(encoded, shoal_engineio::SendOptions { volatile: true, compress: true })
+    }
+
+    /// Sends with options; returns whether it was queued (false: volatile and dropped).
+    pub(crate) fn send_encoded_with(
+        &self,
+        encoded: &Encoded,
+        opts: shoal_engineio::SendOptions,
+    ) -> Result<bool, SendError> {
         if !self.connected() {
             return Err(SendError::Disconnected);
         }
-        self.0.session.send_volatile(encoded).map_err(SendError::from)
+        self.0.session.send_with(encoded, opts).map_err(SendError::from)
     }
 
     pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), SendError> {
@@ -430,6 +439,10 @@ impl Socket {
 
     /// The rooms of the socket: its own id first, then the rooms it joined.
     pub fn rooms(&self) -> Vec<Room> {
+        if !self.connected() {
+            // as in Node: a socket that left its namespace is in no room
+            return Vec::new();
+        }
         let mut v = vec![Room::from(self.0.id)];
         v.extend(self.0.rooms.lock().iter().cloned());
         v
@@ -437,7 +450,12 @@ impl Socket {
 
     /// True if the socket is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
-        room == self.0.id.as_str() || self.0.rooms.lock().iter().any(|r| r.as_str() == room)
+        self.connected() && (room == self.0.id.as_str() || self.0.rooms.lock().iter().any(|r| r.as_str() == room))
+    }
+
+    /// True once the socket started leaving its namespace (it can no longer join rooms).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::Acquire)
     }
 
     // ----- broadcasting from this socket -----

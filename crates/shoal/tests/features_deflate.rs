@@ -342,8 +342,6 @@ async fn no_compression_without_negotiation() {
 /// `compress(false)` on a broadcast asks for the packet to be sent uncompressed (as in
 /// Node, where compression is on by default and `compress(false)` turns it off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: BroadcastOperator::compress(false) is ignored, the flag never reaches the WebSocket writer (a \
-            5 KB broadcast is still sent with RSV1)"]
 async fn compress_false_sends_uncompressed() {
     bounded(30, "compress(false)", async {
         let srv = TestServer::start(SocketIo::builder().per_message_deflate(DeflateConfig::default()), |io| {

@@ -262,8 +262,6 @@ async fn disconnecting_sees_the_rooms_and_disconnect_sees_them_left() {
 /// has left lists no room at all, not even the room named by its own id, which it has
 /// left too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Socket::rooms() always lists the socket's own-id room, even in on_disconnect after the socket \
-            left every room (Node: empty set)"]
 async fn disconnect_handler_sees_no_room_at_all() {
     bounded(LIMIT, async {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -283,8 +281,6 @@ async fn disconnect_handler_sees_no_room_at_all() {
 /// room would keep the dead socket forever: listed by `all_rooms` and `fetch_sockets`,
 /// and held in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Socket::join() after the socket left its namespace (in on_disconnect, or in a handler resuming \
-            after the disconnect) adds the dead socket to the room index for good"]
 async fn a_departed_socket_cannot_join_rooms() {
     bounded(LIMIT, async {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();

@@ -69,8 +69,9 @@ pub(crate) async fn get<H: EngineHandler>(_engine: &Arc<Engine<H>>, session: Arc
             // so a close in the same payload would lose them.
             let queue = Session::<H::Data>::take_queue(&mut st);
             drop(st);
-            let mut out = Vec::with_capacity(payload::encoded_len(&queue));
-            payload::encode(&queue, &mut out);
+            let packets = queue.iter().map(|q| &q.packet);
+            let mut out = Vec::with_capacity(payload::encoded_len(packets.clone()));
+            payload::encode(packets, &mut out);
             return Poll::Ready(Bytes::from(out));
         }
         if let Some(req) = st.close {

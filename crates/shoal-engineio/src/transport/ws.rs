@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use shoal_engineio_proto::OutPacket;
+
+use crate::session::Queued;
 use shoal_ws::{Decoder, DecoderConfig, DeflateConfig, Message, OpCode, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -238,18 +240,19 @@ impl WsConn {
     /// Writes queued packets: the frames are encoded into a per-thread buffer and written
     /// at once; only what the socket does not take right away is copied into the
     /// connection's own output buffer (so an idle or fast connection owns none).
-    pub(crate) fn write_packets(&mut self, cx: &mut Context<'_>, packets: VecDeque<OutPacket>) -> Poll<io::Result<()>> {
+    pub(crate) fn write_packets(&mut self, cx: &mut Context<'_>, packets: VecDeque<Queued>) -> Poll<io::Result<()>> {
         debug_assert!(!self.has_output());
         let mut scratch = WRITE_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         scratch.clear();
-        let total: usize = packets.iter().map(|p| p.len() + 10).sum();
+        let total: usize = packets.iter().map(|q| q.packet.len() + 10).sum();
         scratch.reserve(total);
-        for p in packets {
-            let (opcode, data) = match p {
+        for q in packets {
+            let (opcode, data) = match q.packet {
                 OutPacket::Text(b) => (OpCode::Text, b),
                 OutPacket::Binary(b) => (OpCode::Binary, b),
             };
-            encode_frame(&mut scratch, self.deflate.as_ref(), opcode, &data);
+            let deflate = if q.compress { self.deflate.as_ref() } else { None };
+            encode_frame(&mut scratch, deflate, opcode, &data);
         }
         let mut pos = 0;
         let result = loop {
