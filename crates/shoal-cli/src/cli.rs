@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{RedisModeName, SubscriptionModeName};
+
+/// `shoal emit` (declared here, a file of its own next to this one).
+#[path = "emit.rs"]
+pub(crate) mod emit;
+
 /// Run and operate Shoal Socket.IO nodes.
 #[derive(Debug, Parser)]
 #[command(name = "shoal", version, propagate_version = true)]
@@ -30,6 +36,18 @@ pub(crate) enum Command {
     /// Load-test a Socket.IO server that implements the benchmark contract (see the
     /// `bench_server` example) and print one JSON line of figures; same as `shoal-bench`.
     Bench(shoal_bench::cli::Cli),
+    /// Publish on Redis for the Socket.IO servers of a cluster to carry out (Shoal or
+    /// Node.js, Redis adapter): an event to their clients, a room join or leave, a
+    /// disconnection, or an event to the servers themselves. Exits 0 once Redis accepted
+    /// it.
+    ///
+    /// `shoal emit --redis URL EVENT [JSON_ARG]...` emits EVENT with the arguments (each
+    /// one JSON value: quote strings, `'"text"'`) to every client of the namespace;
+    /// `--to`/`--except`/`--volatile`/`--compress` narrow it down. Instead of an event:
+    /// `--join ROOM`, `--leave ROOM`, `--disconnect [--close]` apply to the targeted
+    /// sockets; `--server-side EVENT [JSON_ARG]...` goes to the servers' listeners.
+    #[command(allow_negative_numbers = true)]
+    Emit(emit::EmitArgs),
 }
 
 /// Flags of `shoal serve`.
@@ -116,6 +134,27 @@ pub(crate) struct ServeArgs {
     /// exit: status 0 if valid, 1 if not.
     #[arg(long)]
     pub(crate) check_config: bool,
+
+    /// Redis URL of the adapter that makes several nodes (Shoal or Node.js) one
+    /// (`redis://[user:pass@]host:6379[/db]`, `rediss://…`,
+    /// `redis-cluster://host:port?node=host:port`). [default: none, in-memory adapter]
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
+
+    /// Which of Node's Redis adapters to be compatible with: `classic` (createAdapter)
+    /// or `sharded` (createShardedAdapter, Redis >= 7). [default: classic]
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub(crate) redis_mode: Option<RedisModeName>,
+
+    /// Channel prefix of the Redis adapter (Node's `key` / `channelPrefix`). [default:
+    /// socket.io]
+    #[arg(long, value_name = "KEY")]
+    pub(crate) redis_key: Option<String>,
+
+    /// Sharded mode only, the same on every node: which rooms get their own channel
+    /// (Node's `subscriptionMode`). [default: dynamic]
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub(crate) redis_subscription_mode: Option<SubscriptionModeName>,
 }
 
 /// Runs the command line.
@@ -123,6 +162,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::node::run(&args),
         Command::Bench(args) => ExitCode::from(u8::try_from(shoal_bench::cli::run(args)).unwrap_or(1)),
+        Command::Emit(args) => emit::run(&args),
     }
 }
 
@@ -157,5 +197,29 @@ mod tests {
         assert_eq!(args.cors_origin, ["https://a.example", "*"]);
         assert!(args.cookie && args.no_demo && !args.check_config);
         assert_eq!(args.host, None);
+        assert_eq!(args.redis, None);
+    }
+
+    #[test]
+    fn serve_redis_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "shoal",
+            "serve",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--redis-mode",
+            "sharded",
+            "--redis-key",
+            "app",
+            "--redis-subscription-mode",
+            "dynamic-private",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        assert_eq!(args.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(args.redis_mode, Some(RedisModeName::Sharded));
+        assert_eq!(args.redis_key.as_deref(), Some("app"));
+        assert_eq!(args.redis_subscription_mode, Some(SubscriptionModeName::DynamicPrivate));
+        assert!(Cli::try_parse_from(["shoal", "serve", "--redis-mode", "streams"]).is_err());
     }
 }

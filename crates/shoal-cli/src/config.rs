@@ -44,6 +44,87 @@ pub(crate) struct ServeConfig {
     pub(crate) demo_dir: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax).
     pub(crate) log: String,
+    /// Redis URL of the adapter that makes several nodes one; in-memory when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) redis: Option<String>,
+    /// Which of Node's Redis adapters to be compatible with.
+    pub(crate) redis_mode: RedisModeName,
+    /// Channel prefix of the Redis adapter (Node's `key` / `channelPrefix`).
+    pub(crate) redis_key: String,
+    /// Sharded mode only: which rooms get their own channel; `dynamic` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) redis_subscription_mode: Option<SubscriptionModeName>,
+}
+
+/// `--redis-mode` / `redis_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RedisModeName {
+    /// Node's `createAdapter` (PUBLISH/SUBSCRIBE).
+    #[default]
+    Classic,
+    /// Node's `createShardedAdapter` (SPUBLISH/SSUBSCRIBE, Redis >= 7).
+    Sharded,
+}
+
+/// `--redis-subscription-mode` / `redis_subscription_mode` (Node's `subscriptionMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum SubscriptionModeName {
+    /// One channel per namespace.
+    Static,
+    /// Plus one channel per public room.
+    #[default]
+    Dynamic,
+    /// Plus one channel per room, socket ids included.
+    DynamicPrivate,
+}
+
+impl SubscriptionModeName {
+    /// The library's value.
+    pub(crate) fn mode(self) -> shoal_redis::SubscriptionMode {
+        match self {
+            SubscriptionModeName::Static => shoal_redis::SubscriptionMode::Static,
+            SubscriptionModeName::Dynamic => shoal_redis::SubscriptionMode::Dynamic,
+            SubscriptionModeName::DynamicPrivate => shoal_redis::SubscriptionMode::DynamicPrivate,
+        }
+    }
+}
+
+/// Checks the Redis settings shared by `serve` and `emit`: a URL with a scheme, a
+/// non-empty key, and a subscription mode only with the sharded mode.
+pub(crate) fn check_redis(
+    url: &str,
+    mode: RedisModeName,
+    key: &str,
+    subscription: Option<SubscriptionModeName>,
+) -> Result<(), ConfigError> {
+    if url.trim().is_empty() || !url.contains("://") {
+        return Err(ConfigError::Invalid(format!(
+            "redis {:?}: expected a URL such as redis://host:6379, rediss://…, redis-cluster://host:port?node=host:port",
+            redact_url(url)
+        )));
+    }
+    if key.is_empty() {
+        return Err(ConfigError::Invalid("redis_key must not be empty".into()));
+    }
+    if subscription.is_some() && mode != RedisModeName::Sharded {
+        return Err(ConfigError::Invalid("redis_subscription_mode only applies to redis_mode = \"sharded\"".into()));
+    }
+    Ok(())
+}
+
+/// `url` without its password (for messages and logs).
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
+    match rest[..at].split_once(':') {
+        Some(("", _)) => format!("{scheme}://***{}", &rest[at..]),
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        // a user name alone is no secret
+        None => url.to_owned(),
+    }
 }
 
 impl Default for ServeConfig {
@@ -63,6 +144,10 @@ impl Default for ServeConfig {
             demo: true,
             demo_dir: None,
             log: "info".into(),
+            redis: None,
+            redis_mode: RedisModeName::Classic,
+            redis_key: "socket.io".into(),
+            redis_subscription_mode: None,
         }
     }
 }
@@ -147,6 +232,26 @@ impl ServeConfig {
         if args.no_demo {
             self.demo = false;
         }
+        if let Some(url) = &args.redis {
+            self.redis = Some(url.clone());
+        }
+        set(&mut self.redis_mode, args.redis_mode.as_ref());
+        set(&mut self.redis_key, args.redis_key.as_ref());
+        if let Some(m) = args.redis_subscription_mode {
+            self.redis_subscription_mode = Some(m);
+        }
+    }
+
+    /// The Redis adapter's settings, when `redis` is set.
+    pub(crate) fn redis_adapter_config(&self) -> Option<shoal_redis::RedisAdapterConfig> {
+        let url = self.redis.as_ref()?;
+        let mode = match self.redis_mode {
+            RedisModeName::Classic => shoal_redis::RedisMode::Classic,
+            RedisModeName::Sharded => shoal_redis::RedisMode::Sharded {
+                subscription: self.redis_subscription_mode.unwrap_or_default().mode(),
+            },
+        };
+        Some(shoal_redis::RedisAdapterConfig::new(url.as_str()).key(self.redis_key.as_str()).mode(mode))
     }
 
     /// The Socket.IO settings, validated.
@@ -199,6 +304,13 @@ impl ServeConfig {
         }
         self.socketio_config()?;
         self.log_filter()?;
+        match &self.redis {
+            Some(url) => check_redis(url, self.redis_mode, &self.redis_key, self.redis_subscription_mode)?,
+            None if self.redis_mode != RedisModeName::Classic || self.redis_subscription_mode.is_some() => {
+                return Err(ConfigError::Invalid("redis_mode and redis_subscription_mode need redis (a URL)".into()));
+            }
+            None => {}
+        }
         Ok(())
     }
 
@@ -209,10 +321,13 @@ impl ServeConfig {
             .map_err(|e| ConfigError::Invalid(format!("log filter {:?}: {e}", self.log)))
     }
 
-    /// The configuration as a TOML document (what `--check-config` prints).
+    /// The configuration as a TOML document (what `--check-config` prints), the Redis
+    /// password hidden.
     pub(crate) fn to_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.redis = self.redis.as_deref().map(redact_url);
         // only strings, integers, booleans and arrays of strings: cannot fail
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
 }
 
@@ -385,6 +500,67 @@ mod tests {
         let id = named.socketio_config().unwrap().engine.node_id;
         assert_eq!(id, NodeId::from_name("node-a"));
         assert_eq!(ServeConfig::default().socketio_config().unwrap().engine.cors.map(|_| ()), None);
+    }
+
+    #[test]
+    fn redis_settings_from_file_and_flags() {
+        let c = ServeConfig::from_toml(
+            "redis = \"redis://127.0.0.1:6379\"\nredis_mode = \"sharded\"\nredis_key = \"app\"\n\
+             redis_subscription_mode = \"dynamic-private\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let r = c.redis_adapter_config().unwrap();
+        assert_eq!((r.connection.url.as_str(), r.key.as_str()), ("redis://127.0.0.1:6379", "app"));
+        assert_eq!(
+            r.mode,
+            shoal_redis::RedisMode::Sharded { subscription: shoal_redis::SubscriptionMode::DynamicPrivate }
+        );
+        assert_eq!(ServeConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let secret = ServeConfig { redis: Some("redis://u:pw@h:1".into()), ..ServeConfig::default() };
+        assert!(secret.to_toml().contains("redis = \"redis://u:***@h:1\""), "{}", secret.to_toml());
+
+        // flags override; sharded without a subscription mode is dynamic
+        let mut c = ServeConfig::default();
+        assert!(c.redis_adapter_config().is_none());
+        c.apply_flags(&args(|a| {
+            a.redis = Some("redis://h:1".into());
+            a.redis_mode = Some(RedisModeName::Sharded);
+        }));
+        c.validate().unwrap();
+        let r = c.redis_adapter_config().unwrap();
+        assert_eq!(r.mode, shoal_redis::RedisMode::Sharded { subscription: shoal_redis::SubscriptionMode::Dynamic });
+        assert_eq!(r.key, "socket.io");
+        let mut classic = ServeConfig::default();
+        classic.apply_flags(&args(|a| a.redis = Some("redis://h:1".into())));
+        assert_eq!(classic.redis_adapter_config().unwrap().mode, shoal_redis::RedisMode::Classic);
+    }
+
+    #[test]
+    fn invalid_redis_settings_are_rejected() {
+        for (toml, expected) in [
+            ("redis = \"\"", "expected a URL"),
+            ("redis = \"localhost:6379\"", "expected a URL"),
+            ("redis = \"redis://h\"\nredis_key = \"\"", "redis_key must not be empty"),
+            ("redis = \"redis://h\"\nredis_subscription_mode = \"static\"", "only applies to redis_mode"),
+            ("redis_mode = \"sharded\"", "need redis"),
+        ] {
+            let c = ServeConfig::from_toml(toml).unwrap();
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.contains(expected), "{toml}: {msg}");
+        }
+        assert!(ServeConfig::from_toml("redis_mode = \"streams\"").is_err());
+        assert!(ServeConfig::from_toml("redis_subscription_mode = \"dynamic_private\"").is_err());
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact_url("redis://user:secret@h:6379/0"), "redis://user:***@h:6379/0");
+        assert_eq!(redact_url("redis://:secret@h:6379"), "redis://***@h:6379");
+        assert_eq!(redact_url("rediss://h:6379?x=a@b"), "rediss://h:6379?x=a@b");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("redis://user@h:6379"), "redis://user@h:6379");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `shoal serve`: one node with the in-memory adapter, the demo chat and `/health`. (The
-//! module is not called `serve` so that its log target differs from the library's
-//! `shoal::serve`: this binary is also named `shoal`.)
+//! `shoal serve`: one node (in-memory adapter, or Redis with `--redis`), the demo chat and
+//! `/health`. (The module is not called `serve` so that its log target differs from the
+//! library's `shoal::serve`: this binary is also named `shoal`.)
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -81,7 +81,23 @@ fn check(config: &ServeConfig) -> ExitCode {
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
     let settings = config.socketio_config().map_err(|e| e.to_string())?;
-    let io = SocketIo::builder().config(settings).build().map_err(|e| format!("invalid configuration: {e}"))?;
+    let mut builder = SocketIo::builder().config(settings);
+    if let Some(redis) = config.redis_adapter_config() {
+        let url = crate::config::redact_url(&redis.connection.url);
+        let mode = match config.redis_mode {
+            crate::config::RedisModeName::Classic => "classic".to_owned(),
+            crate::config::RedisModeName::Sharded => {
+                format!("sharded, {}", config.redis_subscription_mode.unwrap_or_default().mode().as_str())
+            }
+        };
+        let key = redis.key.clone();
+        let factory = shoal_redis::RedisAdapterFactory::connect(redis)
+            .await
+            .map_err(|e| format!("cannot start the Redis adapter ({url}): {e}"))?;
+        tracing::info!(redis = %url, %mode, %key, "Redis adapter connected");
+        builder = builder.adapter(factory);
+    }
+    let io = builder.build().map_err(|e| format!("invalid configuration: {e}"))?;
     // the main namespace always accepts connections; the demo adds its chat to it
     let _ = io.of("/");
     let demo_dir = if config.demo {

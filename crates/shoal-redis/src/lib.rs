@@ -20,6 +20,43 @@
 //! - [`driver`]: the broker interface ([`Driver`]) and its Redis implementation
 //!   ([`FredDriver`]), which reconnects with backoff and restores every subscription.
 //! - [`classic`]: the classic pub/sub adapter (`createAdapter`).
+//! - [`sharded`]: the sharded pub/sub adapter (`createShardedAdapter`), and
+//!   [`cluster_wire`], the messages of socket.io-adapter's `ClusterAdapter` it exchanges.
+//!
+//! # Sharded mode
+//! [`RedisMode::Sharded`] is compatible with Node's `createShardedAdapter(pub, sub,
+//! {channelPrefix, subscriptionMode})` (Redis ≥ 7.0; `SSUBSCRIBE`/`SPUBLISH` only, so the
+//! classic emitter cannot reach it). It works on one Redis and on a Redis Cluster
+//! (`redis-cluster://host:port?node=host:port&node=…`), where sharded pub/sub keeps each
+//! channel on the master owning its hash slot instead of copying every message to every
+//! master. [`RedisAdapterConfig::key`] is the channel prefix; every node of the cluster must
+//! use the same [`SubscriptionMode`]:
+//! - `static`: two channels per namespace (`<prefix>#<nsp>#`, and `<prefix>#<nsp>#<uid>#`
+//!   for responses); every broadcast reaches every node;
+//! - `dynamic` (default): plus `<prefix>#<nsp>#<room>#` for every public room with members
+//!   on the node; a broadcast to exactly one room (not a socket id) only reaches the nodes
+//!   where it has members;
+//! - `dynamic-private`: also socket-id rooms. Shoal nodes cannot subscribe socket-id
+//!   channels yet (the server reports no room event for a socket's own room), so they send
+//!   broadcasts to one socket id through the main channel (see
+//!   [`ShardedAdapter::broadcast_channel`]), and a **Node** node's broadcast to one socket
+//!   id of a Shoal node is lost: do not mix Node and Shoal nodes in this mode.
+//!
+//! Unlike the classic adapter, the sender of a broadcast, join, leave or disconnect
+//! applies it locally at once, and other nodes apply it when it arrives. There is no
+//! all-rooms request in this protocol: [`Adapter::all_rooms`] gathers the rooms of every
+//! socket through a fetch-sockets request. The server count is `PUBSUB SHARDNUMSUB` of
+//! the main channel.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
+//!
+//! let config = RedisAdapterConfig::new("redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001")
+//!     .mode(RedisMode::Sharded { subscription: SubscriptionMode::Dynamic });
+//! let io = shoal::SocketIo::builder().adapter(RedisAdapterFactory::connect(config).await?).build()?;
+//! # Ok(()) }
+//! ```
 //!
 //! # When Redis is unreachable
 //! - Local delivery goes on: a broadcast still reaches this node's clients.
@@ -35,7 +72,9 @@
 //!   every channel; from then on everything flows again.
 
 pub mod classic;
+pub mod cluster_wire;
 pub mod driver;
+pub mod sharded;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -48,6 +87,7 @@ use shoal_core::{Adapter, AdapterFactory, LocalNamespace};
 
 pub use classic::ClassicAdapter;
 pub use driver::{Driver, DriverStats, FredDriver, RedisConnection, Subscription};
+pub use sharded::{ShardedAdapter, SubscriptionMode};
 pub use shoal_core::AdapterError;
 
 /// Which of Node's adapters to be compatible with.
@@ -57,6 +97,18 @@ pub enum RedisMode {
     /// `createAdapter`: classic `PUBLISH`/`SUBSCRIBE`.
     #[default]
     Classic,
+    /// `createShardedAdapter`: sharded `SPUBLISH`/`SSUBSCRIBE` (Redis ≥ 7.0).
+    Sharded {
+        /// Which rooms get their own channel (Node's `subscriptionMode`).
+        subscription: SubscriptionMode,
+    },
+}
+
+impl RedisMode {
+    /// The sharded mode with the default subscription mode (`dynamic`).
+    pub fn sharded() -> RedisMode {
+        RedisMode::Sharded { subscription: SubscriptionMode::default() }
+    }
 }
 
 /// Settings of the Redis adapter.
@@ -66,7 +118,8 @@ pub struct RedisAdapterConfig {
     pub connection: RedisConnection,
     /// Compatibility mode. Default classic.
     pub mode: RedisMode,
-    /// Channel prefix (Node's `key`). Default `socket.io`.
+    /// Channel prefix (Node's `key`; `channelPrefix` of the sharded adapter). Default
+    /// `socket.io`.
     pub key: String,
     /// How long requests to other nodes wait for their answers (Node's
     /// `requestsTimeout`). Default 5 s.
@@ -113,10 +166,30 @@ impl RedisAdapterConfig {
     }
 }
 
+/// An adapter that receives the messages of its namespace's channels.
+trait RoutedAdapter: Send + Sync {
+    fn on_message(&self, channel: &str, payload: Bytes);
+}
+
+impl RoutedAdapter for ClassicAdapter {
+    fn on_message(&self, channel: &str, payload: Bytes) {
+        ClassicAdapter::on_message(self, channel, payload);
+    }
+}
+
+impl RoutedAdapter for ShardedAdapter {
+    fn on_message(&self, channel: &str, payload: Bytes) {
+        ShardedAdapter::on_message(self, channel, &payload);
+    }
+}
+
+type Routes = Arc<RwLock<HashMap<String, Weak<dyn RoutedAdapter>>>>;
+
 /// Creates the Redis adapter of every namespace, over one shared connection pair.
 pub struct RedisAdapterFactory {
     shared: classic::Shared,
-    namespaces: Arc<RwLock<HashMap<String, Weak<ClassicAdapter>>>>,
+    sharded: Option<sharded::Shared>,
+    namespaces: Routes,
 }
 
 impl std::fmt::Debug for RedisAdapterFactory {
@@ -137,7 +210,7 @@ impl RedisAdapterFactory {
 
     /// A factory over any [`Driver`].
     pub fn with_driver(config: RedisAdapterConfig, driver: Arc<dyn Driver>) -> Arc<RedisAdapterFactory> {
-        let namespaces: Arc<RwLock<HashMap<String, Weak<ClassicAdapter>>>> = Arc::default();
+        let namespaces: Routes = Arc::default();
         let key = config.key.clone();
         let routes = namespaces.clone();
         driver.set_router(Arc::new(move |channel: &str, payload: Bytes| {
@@ -147,7 +220,19 @@ impl RedisAdapterFactory {
                 a.on_message(channel, payload);
             }
         }));
+        let sharded = match config.mode {
+            RedisMode::Classic => None,
+            RedisMode::Sharded { subscription } => Some(sharded::Shared {
+                driver: driver.clone(),
+                key: config.key.clone(),
+                requests_timeout: config.requests_timeout,
+                max_pending_requests: config.max_pending_requests,
+                subscription,
+                subs: sharded::SubManager::new(driver.clone()),
+            }),
+        };
         Arc::new(RedisAdapterFactory {
+            sharded,
             shared: classic::Shared {
                 driver,
                 key: config.key,
@@ -179,10 +264,19 @@ fn namespace_of<'a>(key: &str, channel: &'a str) -> Option<&'a str> {
 impl AdapterFactory for RedisAdapterFactory {
     fn create(&self, local: Arc<dyn LocalNamespace>) -> Arc<dyn Adapter> {
         let name = local.name().to_owned();
-        let adapter = ClassicAdapter::new(self.shared.clone(), local);
+        let (route, adapter): (Weak<dyn RoutedAdapter>, Arc<dyn Adapter>) = match &self.sharded {
+            Some(shared) => {
+                let a = ShardedAdapter::new(shared.clone(), local);
+                (Arc::downgrade(&a) as Weak<dyn RoutedAdapter>, a)
+            }
+            None => {
+                let a = ClassicAdapter::new(self.shared.clone(), local);
+                (Arc::downgrade(&a) as Weak<dyn RoutedAdapter>, a)
+            }
+        };
         let mut map = self.namespaces.write();
         map.retain(|_, w| w.strong_count() > 0);
-        map.insert(name, Arc::downgrade(&adapter));
+        map.insert(name, route);
         adapter
     }
 }

@@ -8,6 +8,10 @@
 //! - `"to"` (`{room, event, payload}`): emits `event` with the payload to `room` (a socket
 //!   id targets that socket).
 //!
+//! With `--redis URL` (and `--redis-mode classic|sharded`, `--redis-key KEY`) it uses the
+//! Redis adapter, so that several of them (or Node servers) share the rooms; otherwise
+//! the in-memory adapter.
+//!
 //! `--workers 1` (the default) runs everything on one thread, so that pinning the process
 //! to one core (`taskset -c 0`) measures one core. It prints
 //! `bench_server listening on http://HOST:PORT` on stdout once bound, and stops on
@@ -21,6 +25,7 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::Value;
 use shoal::{Args as EventArgs, Event, Namespace, Socket, SocketIo};
+use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The room every socket joins.
@@ -45,14 +50,17 @@ struct Args {
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, default_value = "warn")]
     log: String,
-    /// Redis URL of the adapter that spans several nodes. Not yet supported.
+    /// Redis URL of the adapter that spans several nodes (`redis://host:6379`,
+    /// `redis-cluster://host:port?node=host:port`); in-memory adapter without it.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
-    /// How the Redis adapter talks (pub/sub, sharded, streams). Not yet supported.
-    #[arg(long, value_name = "MODE")]
+    /// How the Redis adapter talks: `classic` (PUBLISH/SUBSCRIBE, Node's createAdapter) or
+    /// `sharded` (SPUBLISH/SSUBSCRIBE, createShardedAdapter, dynamic subscriptions).
+    /// [default: classic]
+    #[arg(long, value_name = "MODE", value_parser = ["classic", "sharded"], requires = "redis")]
     redis_mode: Option<String>,
-    /// Key prefix of the Redis adapter's channels. Not yet supported.
-    #[arg(long, value_name = "KEY")]
+    /// Key prefix of the Redis adapter's channels. [default: socket.io]
+    #[arg(long, value_name = "KEY", requires = "redis")]
     redis_key: Option<String>,
     /// Address other nodes reach this one at. Not yet supported.
     #[arg(long, value_name = "ADDR")]
@@ -78,14 +86,8 @@ struct To {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let unsupported = [
-        ("--redis", args.redis.is_some()),
-        ("--redis-mode", args.redis_mode.is_some()),
-        ("--redis-key", args.redis_key.is_some()),
-        ("--advertise", args.advertise.is_some()),
-    ];
-    if let Some((flag, _)) = unsupported.iter().find(|(_, given)| *given) {
-        eprintln!("bench_server: {flag} is not yet supported (only the in-memory adapter is available)");
+    if args.advertise.is_some() {
+        eprintln!("bench_server: --advertise is not yet supported");
         return ExitCode::from(2);
     }
     if args.workers == 0 {
@@ -119,8 +121,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The Redis adapter's settings of `--redis`, `--redis-mode` and `--redis-key`.
+fn redis_config(args: &Args) -> Option<RedisAdapterConfig> {
+    let url = args.redis.as_deref()?;
+    let mut config = RedisAdapterConfig::new(url);
+    if args.redis_mode.as_deref() == Some("sharded") {
+        config = config.mode(RedisMode::Sharded { subscription: SubscriptionMode::Dynamic });
+    }
+    if let Some(key) = &args.redis_key {
+        config = config.key(key.as_str());
+    }
+    Some(config)
+}
+
 async fn run(args: &Args) -> std::io::Result<()> {
-    let io = SocketIo::builder().build().map_err(std::io::Error::other)?;
+    let mut builder = SocketIo::builder();
+    if let Some(config) = redis_config(args) {
+        let factory = RedisAdapterFactory::connect(config)
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
+        builder = builder.adapter(factory);
+    }
+    let io = builder.build().map_err(std::io::Error::other)?;
     let ns = io.of("/");
     let handle = ns.clone();
     ns.on_connect(move |socket: Socket| {
@@ -194,7 +216,7 @@ fn on_connect(ns: &Namespace, socket: &Socket) {
     socket.on("count", move |_socket: Socket, mut ev: Event| {
         let ns = bench.clone();
         async move {
-            // this node's sockets: the whole of `/` while the adapter is in memory
+            // this node's sockets (the whole of `/` with the in-memory adapter)
             let _ = ev.ack(&ns.socket_count());
         }
     });

@@ -5,6 +5,9 @@
 //! Both use pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1 000 000 and (Socket.IO)
 //! connectTimeout 1000 ms, with CORS open to any origin.
 //!
+//! `--redis URL [--redis-mode classic|sharded] [--redis-key KEY]` puts the Socket.IO server
+//! on the Redis adapter.
+//!
 //! `cargo run --release --example conformance -- --port 3000`
 
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use shoal::{Event, Socket, SocketIo};
 use shoal_engineio::{
     AllowedOrigins, CloseReason, Cors, Engine, EngineConfig, EngineHandler, EngineService, Message, OutPacket, Session,
 };
+use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -26,6 +30,17 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Redis URL: run the Socket.IO server on the Redis adapter (the suites must pass the
+    /// same); in-memory adapter without it.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// How the Redis adapter talks: `classic` or `sharded` (dynamic subscriptions).
+    /// [default: classic]
+    #[arg(long, value_name = "MODE", value_parser = ["classic", "sharded"], requires = "redis")]
+    redis_mode: Option<String>,
+    /// Key prefix of the Redis adapter's channels. [default: socket.io]
+    #[arg(long, value_name = "KEY", requires = "redis")]
+    redis_key: Option<String>,
 }
 
 /// Sends every message back as it came.
@@ -71,7 +86,21 @@ async fn main() -> std::io::Result<()> {
     let ping_interval = Duration::from_millis(300);
     let ping_timeout = Duration::from_millis(200);
 
-    let io = SocketIo::builder()
+    let mut builder = SocketIo::builder();
+    if let Some(url) = &args.redis {
+        let mut config = RedisAdapterConfig::new(url.as_str());
+        if args.redis_mode.as_deref() == Some("sharded") {
+            config = config.mode(RedisMode::Sharded { subscription: SubscriptionMode::Dynamic });
+        }
+        if let Some(key) = &args.redis_key {
+            config = config.key(key.as_str());
+        }
+        let factory = RedisAdapterFactory::connect(config)
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
+        builder = builder.adapter(factory);
+    }
+    let io = builder
         .ping_interval(ping_interval)
         .ping_timeout(ping_timeout)
         .max_payload(1_000_000)
