@@ -36,11 +36,9 @@
 //! - `dynamic` (default): plus `<prefix>#<nsp>#<room>#` for every public room with members
 //!   on the node; a broadcast to exactly one room (not a socket id) only reaches the nodes
 //!   where it has members;
-//! - `dynamic-private`: also socket-id rooms. Shoal nodes cannot subscribe socket-id
-//!   channels yet (the server reports no room event for a socket's own room), so they send
-//!   broadcasts to one socket id through the main channel (see
-//!   [`ShardedAdapter::broadcast_channel`]), and a **Node** node's broadcast to one socket
-//!   id of a Shoal node is lost: do not mix Node and Shoal nodes in this mode.
+//! - `dynamic-private`: also socket-id rooms (every socket's own room), so a broadcast to
+//!   one socket reaches only the node that has it (see
+//!   [`ShardedAdapter::broadcast_channel`]).
 //!
 //! Unlike the classic adapter, the sender of a broadcast, join, leave or disconnect
 //! applies it locally at once, and other nodes apply it when it arrives. There is no

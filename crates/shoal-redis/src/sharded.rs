@@ -305,21 +305,16 @@ impl ShardedAdapter {
         format!("{}{}#", self.channel, room)
     }
 
-    /// The channel a broadcast goes to: its room's channel when it targets exactly one
-    /// room in a dynamic mode and that room does not look like a socket id (20
-    /// characters), the main channel otherwise.
-    ///
-    /// In `dynamic-private`, Node uses the room channel for socket ids too; Shoal sends
-    /// those to the main channel, which every node also reads, because Shoal nodes cannot
-    /// subscribe socket-id channels (the server reports no room event for a socket's own
-    /// room).
+    /// The channel a broadcast goes to, as Node decides it: its room's channel when it
+    /// targets exactly one room and either the mode is `dynamic-private`, or the mode is
+    /// `dynamic` and the room does not look like a socket id (20 characters); the main
+    /// channel otherwise.
     pub fn broadcast_channel(&self, opts: &BroadcastOptions) -> String {
         match (self.shared.subscription, opts.rooms.as_slice()) {
-            (SubscriptionMode::Dynamic | SubscriptionMode::DynamicPrivate, [room])
-                if !looks_like_socket_id(room.as_str()) =>
-            {
+            (SubscriptionMode::Dynamic, [room]) if !looks_like_socket_id(room.as_str()) => {
                 self.room_channel(room.as_str())
             }
+            (SubscriptionMode::DynamicPrivate, [room]) => self.room_channel(room.as_str()),
             _ => self.channel.clone(),
         }
     }
@@ -964,7 +959,8 @@ mod tests {
         for (mode, room, sid) in [
             (SubscriptionMode::Static, "socket.io#/chat#", "socket.io#/chat#"),
             (SubscriptionMode::Dynamic, "socket.io#/chat#r#", "socket.io#/chat#"),
-            (SubscriptionMode::DynamicPrivate, "socket.io#/chat#r#", "socket.io#/chat#"),
+            // as Node: in dynamic-private, socket ids have channels too
+            (SubscriptionMode::DynamicPrivate, "socket.io#/chat#r#", "socket.io#/chat#aaaaaaaaaaaaaaaaaaaa#"),
         ] {
             let (_, _, a) = setup(mode);
             assert_eq!(a.channel(), "socket.io#/chat#");

@@ -29,7 +29,6 @@ async fn mixed_cluster_static() {
 /// when a socket-id room appears. Needs `on_room_created`/`on_room_deleted` for the
 /// socket's own room in shoal's namespace code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "dynamic-private: Node -> Shoal socket-id broadcasts need a room hook for own-id rooms in the server"]
 async fn mixed_cluster_dynamic_private() {
     let broker = Broker::single().await;
     mixed_cluster_scenario(&broker, SubscriptionMode::DynamicPrivate).await;

@@ -138,16 +138,22 @@ impl NsInner {
 
     pub(crate) fn insert_socket(&self, socket: &Socket) {
         self.sockets.write().insert(socket.id(), socket.clone());
+        // every socket is in a room named by its id: adapters that subscribe per room
+        // (sharded, dynamic-private) hear of it like any other room
+        self.adapter().on_room_created(&Room::from(socket.id()));
     }
 
     pub(crate) fn remove_socket(self: &Arc<Self>, socket: &Socket) {
         let rooms: Vec<Room> = socket.0.rooms.lock().to_vec();
         self.leave(socket, &rooms);
-        let empty = {
+        let (removed, empty) = {
             let mut s = self.sockets.write();
-            s.remove(&socket.id());
-            s.is_empty()
+            let removed = s.remove(&socket.id()).is_some();
+            (removed, s.is_empty())
         };
+        if removed {
+            self.adapter().on_room_deleted(&Room::from(socket.id()));
+        }
         if empty
             && self.dynamic_child
             && self.config.cleanup_empty_child_namespaces
