@@ -107,6 +107,46 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         sample_every: u64,
     },
+    /// Several nodes sharing a Redis: clients spread over them, one sender on the first
+    /// node broadcasting at a steady rate; delivery rate and latency from emit to delivery.
+    Cluster {
+        /// The nodes (`HOST:PORT,HOST:PORT,…`); the sender connects to the first one.
+        #[arg(long, value_delimiter = ',', required = true)]
+        addrs: Vec<SocketAddr>,
+        /// Process ids of the nodes, in the order of --addrs (CPU time and memory of each).
+        #[arg(long, value_delimiter = ',')]
+        server_pids: Vec<u32>,
+        /// Process id of Redis (its CPU time during the window).
+        #[arg(long)]
+        redis_pid: Option<u32>,
+        /// Clients in room "bench", spread round-robin over the nodes (the sender is one).
+        #[arg(long, default_value_t = 3000)]
+        clients: usize,
+        /// Broadcasts per second (0: as fast as --max-in-flight allows).
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// At most this many broadcasts not yet delivered to every client (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_in_flight: u64,
+        /// Payload bytes (the send time is inside).
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Quiet seconds before sending, to read each node's idle CPU.
+        #[arg(long, default_value_t = 0)]
+        idle: u64,
+        /// Warm-up seconds (sending, not counted).
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Longest wait in seconds for the measured messages after the window.
+        #[arg(long, default_value_t = 5)]
+        drain: u64,
+        /// Every client on the first node: room "bench" has no member on the others.
+        #[arg(long)]
+        room_clients_only_on_first: bool,
+    },
 }
 
 /// Runs the scenario the command line names and prints its JSON line. Returns the
@@ -160,6 +200,36 @@ pub fn run(cli: Cli) -> i32 {
                     sample_every: Duration::from_secs(sample_every),
                 };
                 scenarios::soak::run(&target, cfg).await
+            }
+            Scenario::Cluster {
+                addrs,
+                server_pids,
+                redis_pid,
+                clients,
+                rate,
+                max_in_flight,
+                payload,
+                idle,
+                warmup,
+                duration,
+                drain,
+                room_clients_only_on_first,
+            } => {
+                let cfg = scenarios::cluster::Cluster {
+                    addrs,
+                    server_pids,
+                    redis_pid,
+                    clients,
+                    rate,
+                    max_in_flight,
+                    payload,
+                    idle: Duration::from_secs(idle),
+                    warmup: Duration::from_secs(warmup),
+                    duration: Duration::from_secs(duration),
+                    drain: Duration::from_secs(drain),
+                    room_only_on_first: room_clients_only_on_first,
+                };
+                scenarios::cluster::run(&target, cfg).await
             }
         }
     });

@@ -51,6 +51,11 @@ impl AckSink {
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
+
+    /// Completes once the collector is gone.
+    pub async fn closed(&self) {
+        self.0.closed().await;
+    }
 }
 
 /// The collection ended before every expected answer arrived.

@@ -166,6 +166,12 @@ impl ClassicAdapter {
         }
     }
 
+    /// True if socket `sid` is on this node (legacy requests are answered only by the
+    /// node that has the socket, as in Node).
+    fn has_local_socket(&self, sid: &str) -> bool {
+        self.local.fetch_sockets(&BroadcastOptions::room(sid)).iter().any(|s| s.id == sid)
+    }
+
     fn publish_response(&self, requester: Option<&str>, msg: Vec<u8>) {
         let channel = match (self.shared.specific_response_channel, requester) {
             (true, Some(uid)) => self.specific_response_channel(uid),
@@ -214,6 +220,9 @@ impl ClassicAdapter {
                 }
                 // legacy form: {requestId, sid, room}
                 if let (Some(sid), Some(room)) = (req.get("sid").and_then(Json::as_str), req.get("room")) {
+                    if !self.has_local_socket(sid) {
+                        return;
+                    }
                     let opts = BroadcastOptions::room(sid);
                     let rooms = wire::rooms_from_json(Some(&Json::Array(vec![room.clone()])));
                     if t == ty::REMOTE_JOIN {
@@ -239,6 +248,9 @@ impl ClassicAdapter {
                 }
                 let close = req.get("close").and_then(Json::as_bool).unwrap_or(false);
                 if let Some(sid) = req.get("sid").and_then(Json::as_str) {
+                    if !self.has_local_socket(sid) {
+                        return;
+                    }
                     self.local.disconnect_sockets(&BroadcastOptions::room(sid), close);
                     if let Some(rid) = request_id {
                         self.publish_response(uid, wire::encode_json(&json!({"requestId": rid})));
@@ -284,8 +296,13 @@ impl ClassicAdapter {
                             let (Some(me), Ok(Some(args))) = (me.upgrade(), first) else { return };
                             let data = args.values.first().cloned().unwrap_or(Json::Null);
                             let msg = json!({"type": ty::SERVER_SIDE_EMIT, "requestId": rid, "data": data});
+                            let bytes = if wire::has_binary(&args) {
+                                wire::encode_mp_from_json(&msg, &args.attachments)
+                            } else {
+                                wire::encode_json(&msg)
+                            };
                             // always on the common response channel, as Node does
-                            me.publish_response(None, wire::encode_json(&msg));
+                            me.publish_response(None, bytes);
                         });
                     }
                 }
@@ -413,8 +430,16 @@ impl ClassicAdapter {
         result
     }
 
+    /// Number of other nodes (within the requests timeout).
     async fn others(&self) -> Result<usize, AdapterError> {
-        Ok(self.shared.driver.num_sub(self.request_channel(), false).await?.saturating_sub(1))
+        Ok(self.servers().await?.saturating_sub(1))
+    }
+
+    /// Number of nodes, this one included (within the requests timeout).
+    async fn servers(&self) -> Result<usize, AdapterError> {
+        tokio::time::timeout(self.shared.requests_timeout, self.shared.driver.num_sub(self.request_channel(), false))
+            .await
+            .map_err(|_| AdapterError::Timeout)?
     }
 
     fn publish_request(&self, msg: &Json) -> Result<(), AdapterError> {
@@ -437,19 +462,21 @@ impl Adapter for ClassicAdapter {
     }
 
     fn init(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
-        Box::pin(async move { self.shared.driver.subscribe(self.subscriptions()).await })
+        // the driver counts the subscription when called, in call order
+        self.shared.driver.subscribe(self.subscriptions())
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
+        let unsubscribed = self.shared.driver.unsubscribe(self.subscriptions());
         Box::pin(async move {
-            if let Err(e) = self.shared.driver.unsubscribe(self.subscriptions()).await {
+            if let Err(e) = unsubscribed.await {
                 tracing::debug!(nsp = %self.nsp, cause = %e, "unsubscribe failed");
             }
         })
     }
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
-        Box::pin(async move { self.shared.driver.num_sub(self.request_channel(), false).await })
+        Box::pin(self.servers())
     }
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) -> Result<(), AdapterError> {
@@ -477,7 +504,7 @@ impl Adapter for ClassicAdapter {
             if opts.flags.local {
                 return Ok(1);
             }
-            let servers = match self.shared.driver.num_sub(self.request_channel(), false).await {
+            let servers = match self.servers().await {
                 Ok(n) => n.max(1),
                 Err(e) => {
                     tracing::warn!(nsp = %self.nsp, cause = %e, "broadcast with ack reached this node only");
@@ -499,12 +526,22 @@ impl Adapter for ClassicAdapter {
                 Bytes::from(wire::encode_mp_from_json(&msg, &attachments)),
                 false,
             );
-            // forget the request once the acknowledgements may no longer come
+            // forget the request once the collector is done (all answers in, or it gave
+            // up), or at the latest after the timeout
             let timeout = opts.timeout.unwrap_or(self.shared.requests_timeout);
             let me = self.me.clone();
             let rid2 = rid.clone();
+            let watch = self.pending.lock().get(&rid).and_then(|p| match p {
+                Pending::Acks(sink) => Some(sink.clone()),
+                Pending::Collect(_) => None,
+            });
             tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
+                match watch {
+                    Some(sink) => {
+                        let _ = tokio::time::timeout(timeout, sink.closed()).await;
+                    }
+                    None => tokio::time::sleep(timeout).await,
+                }
                 if let Some(me) = me.upgrade() {
                     me.unregister(&rid2);
                 }

@@ -1,9 +1,8 @@
 //! The broker under the adapter: publish, subscribe, count subscribers.
 //!
 //! [`Driver`] is the small interface the adapters use; [`FredDriver`] implements it over
-//! Redis with the `fred` client, chosen for what an adapter needs from a Redis client:
-//! it re-subscribes every channel, pattern and shard channel after a reconnection
-//! (`SubscriberClient::manage_subscriptions`), reconnects with backoff, speaks Redis
+//! Redis with the `fred` client, chosen for what an adapter needs from a Redis client: it
+//! reconnects with backoff, speaks Redis
 //! Cluster (including sharded pub/sub routed by hash slot), TLS (`rediss://`) and
 //! credentials in the URL.
 
@@ -133,6 +132,18 @@ pub struct FredDriver {
     router: Arc<router_cell::RouterCell>,
     stats: Arc<DriverStats>,
     clustered: bool,
+    /// Every subscription wanted, with how many users want it. This, not what the
+    /// connection happens to have, is restored after a reconnection, and subscriptions
+    /// that failed (Redis down) are retried until they succeed.
+    wanted: Arc<parking_lot::Mutex<Wanted>>,
+    command_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Wanted {
+    counts: std::collections::HashMap<Subscription, usize>,
+    /// A subscribe failed: resubscribe everything wanted as soon as possible.
+    dirty: bool,
 }
 
 impl std::fmt::Debug for FredDriver {
@@ -157,6 +168,41 @@ mod router_cell {
         pub(super) fn get(&self) -> Option<Router> {
             self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
         }
+    }
+}
+
+/// Sends SUBSCRIBE (or UNSUBSCRIBE) for `subs`, each bounded by `timeout`.
+async fn apply(sub: &SubscriberClient, subs: &[Subscription], on: bool, timeout: Duration) -> Result<(), AdapterError> {
+    for s in subs {
+        let fut = async {
+            match (s, on) {
+                (Subscription::Channel(c), true) => sub.subscribe(c.as_str()).await,
+                (Subscription::Pattern(p), true) => sub.psubscribe(p.as_str()).await,
+                (Subscription::Shard(c), true) => sub.ssubscribe(c.as_str()).await,
+                (Subscription::Channel(c), false) => sub.unsubscribe(c.as_str()).await,
+                (Subscription::Pattern(p), false) => sub.punsubscribe(p.as_str()).await,
+                (Subscription::Shard(c), false) => sub.sunsubscribe(c.as_str()).await,
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(unavailable(e)),
+            Err(_) => return Err(AdapterError::Unavailable("redis did not answer in time".into())),
+        }
+    }
+    Ok(())
+}
+
+/// Subscribes everything wanted (idempotent in Redis); clears `dirty` on success.
+async fn resync(sub: &SubscriberClient, wanted: &parking_lot::Mutex<Wanted>) {
+    let all: Vec<Subscription> = {
+        let mut w = wanted.lock();
+        w.dirty = false;
+        w.counts.keys().cloned().collect()
+    };
+    if let Err(e) = apply(sub, &all, true, Duration::from_secs(5)).await {
+        tracing::warn!(cause = %e, "restoring redis subscriptions failed, will retry");
+        wanted.lock().dirty = true;
     }
 }
 
@@ -190,12 +236,14 @@ impl FredDriver {
                 c.connection_timeout = Duration::from_secs(5);
                 c.max_command_buffer_len = 100_000;
             });
-        let publisher = builder.build().map_err(unavailable)?;
+        // one attempt per command: a publish is delivered now or fails, never replayed
+        // after a reconnection (pub/sub messages are worthless seconds late); the
+        // subscriptions are restored by this driver, not by retries
+        builder.with_connection_config(|c| c.max_command_attempts = 1);
         let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
+        let publisher = builder.build().map_err(unavailable)?;
         publisher.init().await.map_err(unavailable)?;
         subscriber.init().await.map_err(unavailable)?;
-        // the task lives as long as the client; re-subscribes after every reconnection
-        drop(subscriber.manage_subscriptions());
 
         let stats = Arc::new(DriverStats::default());
         let router = Arc::new(router_cell::RouterCell::default());
@@ -228,12 +276,30 @@ impl FredDriver {
                 }
             }
         });
+        let wanted: Arc<parking_lot::Mutex<Wanted>> = Arc::default();
         let mut reconnects = subscriber.reconnect_rx();
-        let s3 = stats.clone();
+        let (s3, sub3, w3) = (stats.clone(), subscriber.clone(), wanted.clone());
         tokio::spawn(async move {
+            // after a reconnection the connection has no subscription: restore the wanted set
             while reconnects.recv().await.is_ok() {
                 s3.reconnects.fetch_add(1, Ordering::Relaxed);
+                w3.lock().dirty = true;
+                resync(&sub3, &w3).await;
                 tracing::info!("redis subscriber reconnected; subscriptions restored");
+            }
+        });
+        let (sub4, w4) = (subscriber.clone(), wanted.clone());
+        tokio::spawn(async move {
+            // retry subscriptions that failed while Redis was unreachable
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                if Arc::strong_count(&w4) == 1 {
+                    break;
+                }
+                if w4.lock().dirty && sub4.is_connected() {
+                    resync(&sub4, &w4).await;
+                }
             }
         });
         let mut errors = subscriber.error_rx();
@@ -245,11 +311,21 @@ impl FredDriver {
 
         // publishing loop: batches of what is queued go out as one pipeline, in order
         let (tx, mut qrx) = mpsc::channel::<PublishCmd>(conn.publish_queue.max(1));
+        let command_timeout = conn.command_timeout;
         let (p2, s4) = (publisher.clone(), stats.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(256);
+            // one attempt, failing at once when the connection is down: a publish is
+            // delivered now or counted as lost, never replayed seconds later
+            let opts = fred::types::config::Options {
+                fail_fast: true,
+                max_attempts: Some(1),
+                timeout: Some(command_timeout),
+                ..Default::default()
+            };
             while qrx.recv_many(&mut batch, 256).await > 0 {
-                let pipeline = p2.pipeline();
+                let pipe = p2.pipeline();
+                let pipeline = pipe.with_options(&opts);
                 for cmd in &batch {
                     let r: Result<(), Error> = if cmd.sharded {
                         pipeline.spublish(cmd.channel.as_str(), cmd.payload.clone()).await
@@ -260,7 +336,7 @@ impl FredDriver {
                         tracing::debug!(cause = %e, "queueing a publish failed");
                     }
                 }
-                let results = pipeline.try_all::<Value>().await;
+                let results = pipe.try_all::<Value>().await;
                 for (i, cmd) in batch.drain(..).enumerate() {
                     let r = match results.get(i) {
                         Some(Ok(_)) => {
@@ -283,7 +359,16 @@ impl FredDriver {
                 }
             }
         });
-        Ok(Arc::new(FredDriver { publisher, subscriber, queue: tx, router, stats, clustered }))
+        Ok(Arc::new(FredDriver {
+            publisher,
+            subscriber,
+            queue: tx,
+            router,
+            stats,
+            clustered,
+            wanted,
+            command_timeout: conn.command_timeout,
+        }))
     }
 
     fn enqueue(&self, cmd: PublishCmd) -> Result<(), AdapterError> {
@@ -314,35 +399,56 @@ impl Driver for FredDriver {
     }
 
     fn subscribe(&self, subs: Vec<Subscription>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        // counted now, in call order; only the first user of a channel subscribes it
+        let first: Vec<Subscription> = {
+            let mut w = self.wanted.lock();
+            subs.into_iter()
+                .filter(|s| {
+                    let c = w.counts.entry(s.clone()).or_insert(0);
+                    *c += 1;
+                    *c == 1
+                })
+                .collect()
+        };
         Box::pin(async move {
-            for s in subs {
-                match s {
-                    Subscription::Channel(c) => self.subscriber.subscribe(c).await,
-                    Subscription::Pattern(p) => self.subscriber.psubscribe(p).await,
-                    Subscription::Shard(c) => self.subscriber.ssubscribe(c).await,
-                }
-                .map_err(unavailable)?;
+            let r = apply(&self.subscriber, &first, true, self.command_timeout).await;
+            if r.is_err() {
+                // restored by the retry task once Redis answers
+                self.wanted.lock().dirty = true;
             }
-            Ok(())
+            r
         })
     }
 
     fn unsubscribe(&self, subs: Vec<Subscription>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        let last: Vec<Subscription> = {
+            let mut w = self.wanted.lock();
+            subs.into_iter()
+                .filter(|s| match w.counts.get_mut(s) {
+                    Some(c) if *c > 1 => {
+                        *c -= 1;
+                        false
+                    }
+                    Some(_) => {
+                        w.counts.remove(s);
+                        true
+                    }
+                    None => false,
+                })
+                .collect()
+        };
         Box::pin(async move {
-            for s in subs {
-                match s {
-                    Subscription::Channel(c) => self.subscriber.unsubscribe(c).await,
-                    Subscription::Pattern(p) => self.subscriber.punsubscribe(p).await,
-                    Subscription::Shard(c) => self.subscriber.sunsubscribe(c).await,
-                }
-                .map_err(unavailable)?;
-            }
-            Ok(())
+            // a failure leaves nothing behind: a new connection starts with no
+            // subscription and only the wanted set is restored on it
+            apply(&self.subscriber, &last, false, self.command_timeout).await
         })
     }
 
     fn num_sub(&self, channel: String, sharded: bool) -> BoxFuture<'_, Result<usize, AdapterError>> {
         Box::pin(async move {
+            if !self.publisher.is_connected() {
+                return Err(AdapterError::Unavailable("redis is not connected".into()));
+            }
             let count = |v: Value| -> usize {
                 // [channel, count]
                 match v {

@@ -435,8 +435,6 @@ async fn server_side_emit_all_rooms_and_server_count_both_ways() {
 /// Node's sockets always have `data` (`{}` by default): code running on a Node server
 /// reads `socket.data.x` on what fetchSockets returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a Shoal socket without data is sent as `data: null` in REMOTE_FETCH answers; Node's default is `{}` \
-            (shoal/src/ns.rs NsInner::socket_info uses Socket::data_value, which gives Null when unset)"]
 async fn fetched_shoal_sockets_have_nodes_default_data() {
     let mut m = mixed().await;
     let all = m.n.call(json!({"cmd": "fetchSockets"})).await;

@@ -222,14 +222,26 @@ async fn redis_outage_and_recovery_under_steady_traffic() {
         "nothing is lost on B once ticks flow again (from tick {first_after})"
     );
     assert!(t_recovered - t_restart < Duration::from_secs(6), "B receives again within a few seconds");
-    assert!(stats.reconnects.load(Ordering::Relaxed) >= 1 && stats_b.reconnects.load(Ordering::Relaxed) >= 1);
+    wait_for("both subscribers report their reconnection", Duration::from_secs(5), || {
+        stats.reconnects.load(Ordering::Relaxed) >= 1 && stats_b.reconnects.load(Ordering::Relaxed) >= 1
+    })
+    .await;
     for (what, result, took) in &requests {
         assert!(*took < Duration::from_secs(15), "{what} during the outage did not end: {result}");
     }
     assert!(requests[0].1.starts_with("Err"), "fetch_sockets fails during the outage: {requests:?}");
-    // after the recovery, the cluster works as before
-    assert_eq!(a.io.of("/").server_count().await.unwrap(), 2);
-    assert_eq!(a.io.of("/").fetch_sockets().await.unwrap().len(), 2);
+    // after the recovery, the cluster works as before: requests too, once both of A's
+    // connections are back and its subscriptions restored (within a few seconds)
+    let recovered = Instant::now();
+    loop {
+        let count = a.io.of("/").server_count().await;
+        let fetched = a.io.of("/").fetch_sockets().await.map(|s| s.len());
+        if matches!((&count, &fetched), (Ok(2), Ok(2))) {
+            break;
+        }
+        assert!(recovered.elapsed() < Duration::from_secs(5), "requests work again: {count:?} {fetched:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `[1, 2, 3, 7]` as `1..=3, 7`.
@@ -278,10 +290,6 @@ async fn requests_during_outage(node: &ShoalNode) -> Vec<(&'static str, String, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: requests during an outage last the driver's command_timeout (5 s), not requests_timeout: \
-            ClassicAdapter::{fetch_sockets, all_rooms, server_side_emit_with_ack, broadcast_with_ack, server_count} \
-            first await Driver::num_sub (FredDriver: PUBSUB NUMSUB queued by fred while disconnected) outside any \
-            requests_timeout deadline"]
 async fn requests_during_an_outage_end_within_requests_timeout() {
     let requests_timeout = Duration::from_secs(1);
     let mut redis = RedisServer::start().await;
@@ -307,12 +315,14 @@ async fn requests_during_an_outage_end_within_requests_timeout() {
 
 /// What `emit` accepted (`Ok`) is delivered promptly or not at all: an outage must not turn
 /// into a late replay of old broadcasts.
+///
+/// Known limitation (documented in docs/redis.md): publishes accepted in the ~150 ms
+/// before the client notices the connection is gone are sometimes written again by the
+/// `fred` client after the reconnection (seconds late), although the publisher asks for a
+/// single attempt and fail-fast; in other runs they are lost. Fixing it needs a publisher
+/// connection of our own (or a change in `fred`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (intermittent, about 2 runs in 3): broadcasts accepted in the ~100-200 ms between the loss of Redis \
-            and its detection (emit returned Ok) are kept by the fred client and published after the reconnection, \
-            seconds late (lib.rs says nothing is replayed); in the other runs they are lost silently. FredDriver's \
-            publishing loop should fail them (fred max_command_attempts = 1 or a deadline per publish) and count them \
-            in publish_errors"]
+#[ignore = "known limitation: fred may re-send publishes accepted just before an outage is noticed (docs/redis.md)"]
 async fn accepted_broadcasts_are_not_replayed_late() {
     let mut redis = RedisServer::start().await;
     let a = ShoalNode::start("A", &redis.url(), &[]).await;
@@ -354,10 +364,6 @@ async fn accepted_broadcasts_are_not_replayed_late() {
 /// created meanwhile is subscribed (other nodes count it), and one removed meanwhile is not
 /// subscribed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: subscription changes made while Redis is down are lost: ClassicAdapter::init fails (SUBSCRIBE \
-            times out) and is never retried, and fred's SubscriberClient only tracks channels whose SUBSCRIBE \
-            succeeded, so /during stays deaf after the reconnection; the failed UNSUBSCRIBEs of the removed /dyn-gone \
-            leave its channels tracked, so fred re-subscribes them after the reconnection (leak)"]
 async fn namespaces_created_or_removed_during_an_outage() {
     let mut redis = RedisServer::start().await;
     let mut config = RedisAdapterConfig::new(redis.url());
@@ -409,7 +415,12 @@ async fn namespaces_created_or_removed_during_an_outage() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(during.server_count().await.unwrap(), 1);
+    // the publisher connection may come back a moment after the subscriber
+    let back = Instant::now();
+    while during.server_count().await.ok() != Some(1) {
+        assert!(back.elapsed() < Duration::from_secs(5), "the server count of /during is 1 again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // B serving /during too counts A
     b.setup_ns("/during");
     b.wait_server_count("/during", 2).await;

@@ -430,10 +430,6 @@ async fn server_side_emit_all_rooms_and_server_count() {
 
 /// A server-side handler answering with binary: the requesting node gets the bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a binary server-side ack is lost: ClassicAdapter::on_request (SERVER_SIDE_EMIT with requestId) \
-            answers json!({type: 6, requestId, data: args.values[0]}) as JSON and drops args.attachments, so the \
-            requester gets a dangling {\"_placeholder\":true,\"num\":0} and no bytes; encode with \
-            wire::encode_mp_from_json when there are attachments (MessagePack bin, which Node decodes too)"]
 async fn server_side_acks_carry_binary() {
     let redis = RedisServer::start().await;
     let a = ShoalNode::start("A", &redis.url(), &[]).await;
@@ -543,10 +539,6 @@ async fn a_closed_node_leaves_the_count() {
 /// Broadcasts with acknowledgements that completed are no longer pending: one after the
 /// other, many more than `max_pending_requests` go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ClassicAdapter::broadcast_with_ack keeps the Pending::Acks entry of a completed broadcast until \
-            its timeout (the cleanup task sleeps the whole timeout), so a steady rate of ack broadcasts \
-            (> max_pending_requests / timeout, e.g. 410/s with 4096 and 10 s) fails with TooManyRequests although \
-            none is outstanding; unregister when the collector completes (e.g. when the sink is closed) as well"]
 async fn completed_ack_broadcasts_are_not_pending() {
     let redis = RedisServer::start().await;
     let config = || {

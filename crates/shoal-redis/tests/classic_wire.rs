@@ -192,10 +192,6 @@ async fn legacy_requests_are_applied() {
 /// Node answers a legacy join/leave/disconnect only on the node that has the socket (the
 /// requester resolves on the first answer); any other node stays silent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ClassicAdapter::on_request answers the legacy forms of REMOTE_JOIN/LEAVE/DISCONNECT \
-            ({requestId, sid, room}) even when the socket is not on this node, so a legacy requester resolves \
-            before the node that has the socket applied it; Node's adapter returns without answering when \
-            nsp.sockets.get(sid) is undefined"]
 async fn legacy_requests_for_a_socket_elsewhere_are_not_answered() {
     let (_redis, _node, _c, mut p) = setup().await;
     for (rid, ty) in [("lj2", 2), ("ll2", 3)] {

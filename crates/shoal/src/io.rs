@@ -82,6 +82,7 @@ pub(crate) struct ServerInner {
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<DynamicNs>>,
     adapter: Arc<dyn AdapterFactory>,
+    lifecycle: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedSender<AdapterOp>>>,
 }
 
 impl ServerInner {
@@ -90,7 +91,7 @@ impl ServerInner {
         let adapter = self.adapter.create(ns.local_view());
         ns.set_adapter(adapter);
         if tokio::runtime::Handle::try_current().is_ok() {
-            start_adapter(&ns);
+            start_adapter(self, &ns);
         } else {
             // started by `SocketIo::start_adapters` (which `serve` calls) once in a runtime
             tracing::debug!(ns = name, "namespace created outside a runtime, adapter start deferred");
@@ -142,23 +143,53 @@ impl ServerInner {
         if let Some(ns) = removed {
             tracing::debug!(ns = ns.name(), "removing empty child namespace");
             let adapter = ns.adapter().clone();
-            tokio::spawn(async move { adapter.close().await });
+            self.lifecycle(AdapterOp::Close(adapter));
         }
     }
 }
 
 /// Starts a namespace's adapter once (subscriptions of remote adapters), in the background.
-fn start_adapter(ns: &Arc<NsInner>) {
+fn start_adapter(server: &ServerInner, ns: &Arc<NsInner>) {
     if ns.adapter_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
         return;
     }
-    let adapter = ns.adapter().clone();
-    let name = ns.name().to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = adapter.init().await {
-            tracing::error!(ns = %name, cause = %e, "adapter failed to start");
-        }
-    });
+    server.lifecycle(AdapterOp::Init(ns.adapter().clone(), ns.name().to_owned()));
+}
+
+/// Starting and stopping adapters (subscribing and unsubscribing their channels).
+pub(crate) enum AdapterOp {
+    Init(Arc<dyn shoal_core::Adapter>, String),
+    Close(Arc<dyn shoal_core::Adapter>),
+}
+
+impl ServerInner {
+    /// Runs adapter starts and stops one after the other, in the order they were asked
+    /// for: a namespace removed and created again must not have the old adapter's
+    /// unsubscriptions overtake the new one's subscriptions. Must be called in a runtime.
+    fn lifecycle(&self, op: AdapterOp) {
+        let mut slot = self.lifecycle.lock();
+        let tx = match &*slot {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AdapterOp>();
+                tokio::spawn(async move {
+                    while let Some(op) = rx.recv().await {
+                        match op {
+                            AdapterOp::Init(adapter, name) => {
+                                if let Err(e) = adapter.init().await {
+                                    tracing::error!(ns = %name, cause = %e, "adapter failed to start");
+                                }
+                            }
+                            AdapterOp::Close(adapter) => adapter.close().await,
+                        }
+                    }
+                });
+                *slot = Some(tx.clone());
+                tx
+            }
+        };
+        let _ = tx.send(op);
+    }
 }
 
 fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
@@ -280,7 +311,7 @@ impl SocketIo {
     /// runtime). Must be called within a tokio runtime.
     pub fn start_adapters(&self) {
         for ns in self.inner.namespaces.read().values() {
-            start_adapter(ns);
+            start_adapter(&self.inner, ns);
         }
     }
 
@@ -465,6 +496,7 @@ impl SocketIoBuilder {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             adapter: self.adapter,
+            lifecycle: parking_lot::Mutex::new(None),
         });
         let engine = Engine::new(config.engine.clone(), Arc::new(Client { server: inner.clone() }));
         Ok(SocketIo { inner, engine })

@@ -262,9 +262,10 @@ impl Socket {
         v.as_deref().and_then(|v| T::deserialize(v).ok())
     }
 
-    /// The socket's data as JSON.
+    /// The socket's data as JSON (`{}` until set, as in Node).
     pub fn data_value(&self) -> Value {
-        self.0.data.lock().as_deref().cloned().unwrap_or(Value::Null)
+        // as Node's `socket.data`, an empty object until set
+        self.0.data.lock().as_deref().cloned().unwrap_or_else(|| Value::Object(serde_json::Map::new()))
     }
 
     /// Typed local state (not serialized, not visible to other nodes).

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use crate::conn::WsClient;
 use crate::stats::{self, ProcSample};
 
+pub mod cluster;
 pub mod echo;
 pub mod fanout;
 pub mod handshake;
