@@ -1,7 +1,16 @@
 "use strict";
 // Node socket.io comparison server for the Shoal benchmark.
 //
-// Usage: node bench/node/server.js --port P [--redis URL --redis-mode classic|sharded]
+// Usage: node bench/node/server.js --port P [--redis URL [--redis-mode classic|sharded]
+//                                            [--redis-key KEY]]
+//
+// With --redis URL the rooms span every server on that Redis, through
+// @socket.io/redis-adapter 8.3 and node-redis 4 (a publishing client and its
+// duplicate for subscriptions): classic mode (the default) is
+// createAdapter(pub, sub), PUBLISH/PSUBSCRIBE, the protocol Shoal's classic mode
+// speaks; sharded mode is createShardedAdapter(pub, sub, {subscriptionMode:
+// "dynamic"}), SPUBLISH/SSUBSCRIBE with one channel per room (Redis >= 7).
+// The server listens only once both Redis clients are connected.
 //
 // Contract (shared with Shoal's and socketioxide's bench servers), namespace "/":
 //   connect                       -> socket joins room "bench"
@@ -19,15 +28,16 @@ const http = require("node:http");
 const { Server } = require("socket.io");
 
 const USAGE =
-  "usage: node server.js --port P [--redis URL] [--redis-mode classic|sharded]";
+  "usage: node server.js --port P [--redis URL] [--redis-mode classic|sharded] [--redis-key KEY]";
 
 function fail(msg, code = 2) {
-  process.stderr.write(`bench node server: ${msg}\n${USAGE}\n`);
+  // usage errors (code 2) show the usage
+  process.stderr.write(`bench node server: ${msg}\n${code === 2 ? USAGE + "\n" : ""}`);
   process.exit(code);
 }
 
 function parseArgs(argv) {
-  const opts = { port: undefined, redis: undefined, redisMode: undefined };
+  const opts = { port: undefined, redis: undefined, redisMode: undefined, redisKey: undefined };
   for (let i = 0; i < argv.length; i++) {
     let name = argv[i];
     let value;
@@ -62,6 +72,9 @@ function parseArgs(argv) {
         opts.redisMode = mode;
         break;
       }
+      case "--redis-key":
+        opts.redisKey = take();
+        break;
       case "-h":
       case "--help":
         process.stdout.write(USAGE + "\n");
@@ -72,20 +85,13 @@ function parseArgs(argv) {
     }
   }
   if (opts.port === undefined) fail("--port is required");
+  if (opts.redis === undefined && (opts.redisMode !== undefined || opts.redisKey !== undefined)) {
+    fail("--redis-mode and --redis-key need --redis");
+  }
   return opts;
 }
 
 const opts = parseArgs(process.argv.slice(2));
-
-if (opts.redis !== undefined || opts.redisMode !== undefined) {
-  // TODO(redis): plug @socket.io/redis-adapter in here. With --redis URL,
-  // create the redis pub/sub clients and pass
-  //   adapter: createAdapter(pubClient, subClient)          (classic)
-  //   adapter: createShardedAdapter(pubClient, subClient)   (sharded)
-  // in the Server options below, so rooms and broadcasts span processes.
-  process.stderr.write("redis not yet supported\n");
-  process.exit(2);
-}
 
 const httpServer = http.createServer({ noDelay: true });
 
@@ -139,7 +145,45 @@ for (const sig of ["SIGTERM", "SIGINT"]) {
   process.on(sig, () => process.exit(0));
 }
 
-httpServer.listen(opts.port, "127.0.0.1", () => {
-  const { port } = httpServer.address();
-  process.stdout.write(`bench_server listening on http://127.0.0.1:${port}\n`);
-});
+// Connects the Redis clients and installs the adapter (before any client can
+// connect: the server is not listening yet).
+async function useRedis() {
+  const { createClient } = require("redis");
+  const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+  const pubClient = createClient({ url: opts.redis });
+  const subClient = pubClient.duplicate();
+  let connected = false;
+  for (const [name, client] of [["pub", pubClient], ["sub", subClient]]) {
+    // node-redis reconnects by itself, even before its first connection:
+    // fail at once if Redis cannot be reached at startup; afterwards, log (an
+    // error without a listener would crash the process).
+    client.on("error", (err) => {
+      if (!connected) fail(`cannot connect to redis at ${opts.redis}: ${err.message}`, 1);
+      process.stderr.write(`bench node server: redis ${name} client: ${err.message}\n`);
+    });
+  }
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  connected = true;
+  const key = opts.redisKey === undefined ? {} : { key: opts.redisKey };
+  if (opts.redisMode === "sharded") {
+    io.adapter(createShardedAdapter(pubClient, subClient, { ...key, subscriptionMode: "dynamic" }));
+  } else {
+    io.adapter(createAdapter(pubClient, subClient, key));
+  }
+}
+
+async function main() {
+  if (opts.redis !== undefined) {
+    try {
+      await useRedis();
+    } catch (err) {
+      fail(`cannot connect to redis at ${opts.redis}: ${err.message}`, 1);
+    }
+  }
+  httpServer.listen(opts.port, "127.0.0.1", () => {
+    const { port } = httpServer.address();
+    process.stdout.write(`bench_server listening on http://127.0.0.1:${port}\n`);
+  });
+}
+
+main();

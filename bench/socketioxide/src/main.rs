@@ -5,7 +5,11 @@
 //! room `bench` (and a room named by its id, as in Node), and the events
 //! `echo`, `broadcast`, `burst`, `count` and `to` are handled as described there.
 //!
-//! Usage: `sx-bench --port P [--workers N] [--buffer N]`
+//! With `--redis URL` it uses the `socketioxide-redis` adapter (its own protocol over
+//! Redis pub/sub, not `@socket.io/redis-adapter`'s: it can only share rooms with other
+//! socketioxide servers), so that several of them act as one server.
+//!
+//! Usage: `sx-bench --port P [--workers N] [--buffer N] [--redis URL [--redis-buffer N]]`
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,8 +20,10 @@ use axum::serve::ListenerExt;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::{BroadcastError, SocketIo};
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 /// Value type for payloads. `rmpv::Value` (socketioxide's recommendation for
 /// untyped data) keeps binary attachments as binary, unlike `serde_json::Value`.
@@ -27,6 +33,9 @@ type Payload = rmpv::Value;
 const DEFAULT_BUFFER: usize = 8192;
 /// Largest accepted polling payload in bytes (Node's and Shoal's default).
 const MAX_PAYLOAD: u64 = 1_000_000;
+/// Messages from Redis the adapter queues before dropping (socketioxide-redis's default
+/// is 1024; a full queue drops what Redis delivers, with only a log line).
+const DEFAULT_REDIS_BUFFER: usize = 8192;
 /// Burst handler yields to the runtime after this many emits.
 const BURST_YIELD_EVERY: u64 = 64;
 
@@ -95,22 +104,22 @@ fn note_result(res: Result<(), BroadcastError>) {
     }
 }
 
-async fn on_connect(socket: SocketRef) {
+async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
     socket.join("bench");
     // Node's adapter puts every socket in a room named by its id, so that
     // `to` can target one socket; socketioxide does not, so do it here.
     socket.join(socket.id);
 
-    socket.on("echo", async |Data::<Args>(args), ack: AckSender| {
+    socket.on("echo", async |Data::<Args>(args), ack: AckSender<A>| {
         // Without an ack id the send is a no-op, as in Node.
         let _ = ack.send(&args);
     });
 
-    socket.on("broadcast", async |Data::<Payload>(payload), io: SocketIo| {
+    socket.on("broadcast", async |Data::<Payload>(payload), io: SocketIo<A>| {
         note_result(io.to("bench").emit("msg", &payload).await);
     });
 
-    socket.on("burst", async |Data::<Burst>(b), io: SocketIo, ack: AckSender| {
+    socket.on("burst", async |Data::<Burst>(b), io: SocketIo<A>, ack: AckSender<A>| {
         for i in 1..=b.n {
             note_result(io.to("bench").emit("msg", &b.payload).await);
             // Let the socket writers drain their queues during the burst, first right
@@ -123,11 +132,12 @@ async fn on_connect(socket: SocketRef) {
         let _ = ack.send(&b.n);
     });
 
-    socket.on("count", async |ack: AckSender, io: SocketIo| {
+    socket.on("count", async |ack: AckSender<A>, io: SocketIo<A>| {
+        // this node's sockets (the whole of `/` without --redis)
         let _ = ack.send(&io.sockets().len());
     });
 
-    socket.on("to", async |Data::<To>(t), io: SocketIo| {
+    socket.on("to", async |Data::<To>(t), io: SocketIo<A>| {
         note_result(io.to(t.room).emit(t.event, &t.payload).await);
     });
 }
@@ -136,19 +146,27 @@ struct Opts {
     port: u16,
     workers: usize,
     buffer: usize,
+    redis: Option<String>,
+    redis_buffer: usize,
 }
 
 const USAGE: &str = concat!(
-    "usage: sx-bench --port P [--workers N] [--buffer N]\n",
-    "  --port P      listen on 127.0.0.1:P (required)\n",
-    "  --workers N   tokio worker threads; 1 (default) uses the current-thread runtime\n",
-    "  --buffer N    engine.io per-socket packet buffer in packets (default 8192)",
+    "usage: sx-bench --port P [--workers N] [--buffer N] [--redis URL [--redis-buffer N]]\n",
+    "  --port P          listen on 127.0.0.1:P (required)\n",
+    "  --workers N       tokio worker threads; 1 (default) uses the current-thread runtime\n",
+    "  --buffer N        engine.io per-socket packet buffer in packets (default 8192)\n",
+    "  --redis URL       socketioxide-redis adapter on this Redis (redis://host:port[/db]);\n",
+    "                    RESP3 is required and added to the URL (?protocol=resp3)\n",
+    "  --redis-buffer N  messages from Redis queued in the adapter before it drops them\n",
+    "                    (socketioxide-redis's stream_buffer; default 8192, its own is 1024)",
 );
 
 fn parse_args() -> Result<Opts, String> {
     let mut port = None;
     let mut workers = 1usize;
     let mut buffer = DEFAULT_BUFFER;
+    let mut redis = None;
+    let mut redis_buffer = DEFAULT_REDIS_BUFFER;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -161,6 +179,8 @@ fn parse_args() -> Result<Opts, String> {
             "--port" => port = Some(parse_num::<u16>("--port", &value("--port")?)?),
             "--workers" => workers = parse_num("--workers", &value("--workers")?)?,
             "--buffer" => buffer = parse_num("--buffer", &value("--buffer")?)?,
+            "--redis" => redis = Some(value("--redis")?),
+            "--redis-buffer" => redis_buffer = parse_num("--redis-buffer", &value("--redis-buffer")?)?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -169,21 +189,50 @@ fn parse_args() -> Result<Opts, String> {
         }
     }
     let port = port.ok_or("--port is required")?;
-    if workers == 0 || buffer == 0 {
-        return Err("--workers and --buffer must be at least 1".into());
+    if workers == 0 || buffer == 0 || redis_buffer == 0 {
+        return Err("--workers, --buffer and --redis-buffer must be at least 1".into());
     }
-    Ok(Opts { port, workers, buffer })
+    Ok(Opts { port, workers, buffer, redis, redis_buffer })
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, s: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{name}: invalid number {s:?}"))
 }
 
-async fn run(opts: Opts) -> std::io::Result<()> {
-    let (layer, io) = SocketIo::builder().max_buffer_size(opts.buffer).max_payload(MAX_PAYLOAD).build_layer();
-    io.ns("/", on_connect);
+/// The URL with `protocol=resp3` added if it names no protocol: socketioxide-redis's
+/// `redis` driver receives pub/sub messages as RESP3 pushes on a multiplexed connection.
+fn resp3_url(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
 
-    let app = axum::Router::new().layer(layer);
+async fn run(opts: Opts) -> std::io::Result<()> {
+    let builder = SocketIo::builder().max_buffer_size(opts.buffer).max_payload(MAX_PAYLOAD);
+    let app = match &opts.redis {
+        None => {
+            let (layer, io) = builder.build_layer();
+            io.ns("/", on_connect::<LocalAdapter>);
+            axum::Router::new().layer(layer)
+        }
+        Some(url) => {
+            let client = redis::Client::open(resp3_url(url))
+                .map_err(|e| std::io::Error::other(format!("--redis {url:?}: {e}")))?;
+            let config = RedisAdapterConfig::new().with_stream_buffer(opts.redis_buffer);
+            let adapter = RedisAdapterCtr::new_with_redis_config(&client, config)
+                .await
+                .map_err(|e| std::io::Error::other(format!("cannot connect to Redis at {url}: {e}")))?;
+            let (layer, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_layer();
+            io.ns("/", on_connect::<RedisAdapter<_>>)
+                .await
+                .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
+            axum::Router::new().layer(layer)
+        }
+    };
 
     let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -244,7 +244,11 @@ pub(crate) fn net_ms_per_1000(busy_s: f64, window_s: f64, idle_s: f64, idle_wind
     (busy_s - idle_rate * window_s) * 1e6 / broadcasts as f64
 }
 
+/// The nodes' readings summed; `None` without readings or when one is missing.
 fn sum_samples(samples: &[Option<ProcSample>]) -> Option<ProcSample> {
+    if samples.is_empty() {
+        return None;
+    }
     samples.iter().try_fold(ProcSample::default(), |acc, s| {
         let s = s.as_ref()?;
         Some(ProcSample { cpu_s: acc.cpu_s + s.cpu_s, rss_kib: acc.rss_kib + s.rss_kib })
@@ -615,6 +619,109 @@ mod tests {
         assert_eq!(due(0, 5.0, 8, 50, 10, 8, 8), 5);
     }
 
+    /// A node of the benchmark contract (room `bench`, event `broadcast`) in this process,
+    /// with the in-memory adapter: two of them share nothing.
+    async fn node() -> SocketAddr {
+        let io = shoal::SocketIo::builder().build().expect("settings");
+        io.of("/").on_connect(|socket: shoal::Socket| async move {
+            socket.join("bench");
+            socket.on("broadcast", |s: shoal::Socket, ev: shoal::Event| async move {
+                let _ = s.namespace().to("bench").emit_args("msg", ev.into_args());
+            });
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = shoal::serve(listener, io, std::future::pending()).await;
+        });
+        addr
+    }
+
+    fn settings(addrs: Vec<SocketAddr>, clients: usize) -> Cluster {
+        let pids = vec![std::process::id(); addrs.len()];
+        Cluster {
+            addrs,
+            server_pids: pids,
+            redis_pid: None,
+            clients,
+            rate: 40,
+            max_in_flight: 0,
+            payload: 60,
+            idle: Duration::from_millis(200),
+            warmup: Duration::from_millis(200),
+            duration: Duration::from_millis(1000),
+            drain: Duration::from_secs(2),
+            room_only_on_first: false,
+        }
+    }
+
+    fn quiet(addr: SocketAddr) -> Target {
+        let mut t = Target::new(addr, None, "test", 2);
+        t.progress = false;
+        t
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_node_delivers_every_message() {
+        let addr = node().await;
+        let r = tokio::time::timeout(Duration::from_secs(60), run(&quiet(addr), settings(vec![addr], 9)))
+            .await
+            .expect("bounded")
+            .expect("runs");
+        let broadcasts = r["broadcasts"].as_u64().unwrap();
+        // 40/s over 1 s, give or take a tick at each end
+        assert!((38..=42).contains(&broadcasts), "{r}");
+        assert_eq!(r["expected"].as_u64().unwrap(), broadcasts * 9, "{r}");
+        assert_eq!(r["delivered"], r["expected"], "{r}");
+        assert_eq!(r["lost"], 0, "{r}");
+        assert!(r["delivered_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap(), "{r}");
+        assert_eq!(r["clients_per_node"], json!([9]));
+        assert!(r.get("remote_p50_us").is_none(), "one node has no remote clients: {r}");
+        assert_eq!(r["nodes_cpu_ms_per_1000_broadcasts"].as_array().unwrap().len(), 1, "{r}");
+        assert!(r["nodes_idle_cpu_s"].is_array(), "{r}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_node_does_not_get_is_lost() {
+        // two nodes that share nothing: the clients of the second one never see the
+        // sender's broadcasts
+        let (a, b) = (node().await, node().await);
+        let r = tokio::time::timeout(Duration::from_secs(60), run(&quiet(a), settings(vec![a, b], 6)))
+            .await
+            .expect("bounded")
+            .expect("runs");
+        let broadcasts = r["broadcasts"].as_u64().unwrap();
+        assert!(broadcasts > 0, "{r}");
+        assert_eq!(r["clients_per_node"], json!([3, 3]));
+        assert_eq!(r["delivered"].as_u64().unwrap(), broadcasts * 3, "{r}");
+        assert_eq!(r["lost"].as_u64().unwrap(), broadcasts * 3, "{r}");
+        assert_eq!(r["loss_pct"].as_f64().unwrap(), 50.0, "{r}");
+
+        // every client on the first node: nothing is missing
+        let mut cfg = settings(vec![a, b], 6);
+        cfg.room_only_on_first = true;
+        let r = run(&quiet(a), cfg).await.expect("runs");
+        assert_eq!(r["clients_per_node"], json!([6, 0]));
+        assert_eq!(r["lost"], 0, "{r}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unlimited_rate_keeps_to_the_in_flight_limit() {
+        let addr = node().await;
+        let mut cfg = settings(vec![addr], 4);
+        cfg.rate = 0;
+        cfg.max_in_flight = 2;
+        cfg.server_pids.clear();
+        let r = run(&quiet(addr), cfg).await.expect("runs");
+        assert!(r["broadcasts"].as_u64().unwrap() > 40, "faster than a fixed rate: {r}");
+        assert_eq!(r["lost"], 0, "{r}");
+        assert!(r.get("server_cpu_s").is_none() && r.get("nodes_cpu_s").is_none(), "no pid, no CPU: {r}");
+        let mut cfg = settings(vec![addr], 4);
+        cfg.rate = 0;
+        assert!(run(&quiet(addr), cfg).await.is_err(), "no rate and no in-flight limit");
+    }
+
     #[test]
     fn cpu_of_the_nodes() {
         let s = |cpu_s| Some(ProcSample { cpu_s, rss_kib: 10 });
@@ -622,6 +729,7 @@ mod tests {
         assert_eq!(d, vec![Some(0.5), Some(0.0), None]);
         assert_eq!(sum_samples(&[s(1.0), s(2.0)]), Some(ProcSample { cpu_s: 3.0, rss_kib: 20 }));
         assert_eq!(sum_samples(&[s(1.0), None]), None);
+        assert_eq!(sum_samples(&[]), None);
         // 0.25 s busy over 10 s for 10 000 broadcasts, idle 0.01 s per second: 15 ms per 1000
         let x = net_ms_per_1000(0.25, 10.0, 0.05, 5.0, 10_000);
         assert!((x - 15.0).abs() < 1e-9, "{x}");
