@@ -86,7 +86,7 @@ def free_port():
 
 def server_commands():
     return {
-        "shoal": lambda p: [os.path.join(TARGET, "examples", "bench_server"), "--port", str(p), "--workers", "1"],
+        "shoal": lambda p: [os.path.join(TARGET, "examples", "bench_server"), "--port", str(p), "--threads", "1"],
         "node": lambda p: ["node", os.path.join(ROOT, "bench", "node", "server.js"), "--port", str(p)],
         "socketioxide": lambda p: [os.path.join(ROOT, "bench", "socketioxide", "target", "release", "sx-bench"),
                                    "--port", str(p), "--workers", "1", "--buffer", "8192"],
@@ -249,7 +249,7 @@ def write_report(results, servers, reps, argv, path):
         lines.append(f"- {k}: {v}")
     lines += ["", "## Method", "",
               f"- Every server runs pinned to core {SERVER_CORE} (`taskset -c {SERVER_CORE}`), single-threaded "
-              "(Shoal `bench_server --workers 1`, socketioxide `--workers 1`, Node is single-threaded); the load "
+              "(Shoal `bench_server --threads 1`, socketioxide `--workers 1`, Node is single-threaded); the load "
               f"generator `shoal-bench` runs pinned to core {BENCH_CORE} on a single-threaded runtime.",
               f"- Scenarios run interleaved (each scenario for every server in turn), {reps} repetition(s); the tables "
               "give the median and, in brackets, the range.",
@@ -383,9 +383,9 @@ def _cluster_cmds():
     sx = os.path.join(ROOT, "bench", "socketioxide", "target", "release", "sx-bench")
     node = ["node", os.path.join(ROOT, "bench", "node", "server.js")]
     return {
-        "shoal-classic": lambda p, url: [shoal, "--port", str(p), "--workers", "1", "--redis", url,
+        "shoal-classic": lambda p, url: [shoal, "--port", str(p), "--threads", "1", "--redis", url,
                                          "--redis-mode", "classic"],
-        "shoal-sharded": lambda p, url: [shoal, "--port", str(p), "--workers", "1", "--redis", url,
+        "shoal-sharded": lambda p, url: [shoal, "--port", str(p), "--threads", "1", "--redis", url,
                                          "--redis-mode", "sharded"],
         "node": lambda p, url: node + ["--port", str(p), "--redis", url],
         "node-sharded": lambda p, url: node + ["--port", str(p), "--redis", url, "--redis-mode", "sharded"],

@@ -26,13 +26,15 @@ function ackOf(index) {
  * Creates one client and resolves with its index and id once it is connected (rejects
  * on a connect error or after `timeoutMs`).
  */
-function create({ url, nsp = "/", transports, auth, query, reconnection, timeoutMs = 10000 }) {
+function create({ url, nsp = "/", transports, auth, query, reconnection, withCredentials, timeoutMs = 10000 }) {
   const index = clients.length;
   const fullUrl = url.replace(/\/+$/, "") + (nsp === "/" ? "" : nsp.startsWith("/") ? nsp : "/" + nsp);
   const opts = { forceNew: true, reconnection: reconnection ?? false, timeout: timeoutMs };
   if (transports && transports.length > 0) opts.transports = transports;
   if (auth !== undefined) opts.auth = auth;
   if (query !== undefined) opts.query = query;
+  // in Node.js, the client keeps cookies (a load balancer's sticky cookie) only with this
+  if (withCredentials !== undefined) opts.withCredentials = !!withCredentials;
   const socket = connect(fullUrl, opts);
   const entry = { socket, url, nsp, ack: { ...defaultAck } };
   clients.push(entry);
@@ -81,6 +83,7 @@ function connectOpts(cmd) {
       auth: auth === undefined ? undefined : fromWire(auth),
       query: cmd.query,
       reconnection: cmd.reconnection,
+      withCredentials: cmd.withCredentials,
       timeoutMs: cmd.timeout === undefined ? 10000 : Number(cmd.timeout),
     });
   }

@@ -80,6 +80,29 @@ pub enum Scenario {
         #[arg(long, default_value_t = 100)]
         payload: usize,
     },
+    /// Closed-loop echo over HTTP long-polling only (POST the event, GET its ack). With
+    /// `--via`, every request after the handshake goes to that node, which forwards it to
+    /// the session's owner (`--addr`): the cost of the forwarding hop.
+    Poll {
+        /// Clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Another node to send the session's requests to (it forwards them to the owner).
+        #[arg(long, value_name = "HOST:PORT")]
+        via: Option<std::net::SocketAddr>,
+        /// Process id of the `--via` node, to report its CPU time per ack.
+        #[arg(long, value_name = "PID", requires = "via")]
+        via_pid: Option<u32>,
+    },
     /// Polling handshake + upgrade + namespace connect, as fast as possible.
     Handshake {
         /// Concurrent loops.
@@ -186,6 +209,17 @@ pub fn run(cli: Cli) -> i32 {
                     payload,
                 };
                 scenarios::echo::run(&target, cfg).await
+            }
+            Scenario::Poll { clients, duration, warmup, payload, via, via_pid } => {
+                let cfg = scenarios::poll::Poll {
+                    clients,
+                    duration: Duration::from_secs(duration),
+                    warmup: Duration::from_secs(warmup),
+                    payload,
+                    via,
+                    via_pid,
+                };
+                scenarios::poll::run(&target, cfg).await
             }
             Scenario::Handshake { concurrency, duration } => {
                 let cfg = scenarios::handshake::Handshake { concurrency, duration: Duration::from_secs(duration) };

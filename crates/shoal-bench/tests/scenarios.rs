@@ -130,3 +130,54 @@ async fn client_speaks_the_protocol() {
     .expect("no error");
     assert_eq!(got, Some((3, b"[1]".to_vec())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_echo_counts_acks_over_long_polling() {
+    let addr = contract_server().await;
+    let cfg = scenarios::poll::Poll {
+        clients: 4,
+        duration: Duration::from_millis(500),
+        warmup: Duration::from_millis(100),
+        payload: 20,
+        via: None,
+        via_pid: None,
+    };
+    let r = tokio::time::timeout(Duration::from_secs(60), scenarios::poll::run(&target(addr), cfg))
+        .await
+        .expect("bounded")
+        .expect("runs");
+    assert_eq!(r["scenario"], "poll");
+    assert_eq!(r["session_failures"], 0, "{r}");
+    assert_eq!(r["client_errors"], 0, "{r}");
+    assert_eq!(r["forwarded"], false);
+    assert!(r["acks"].as_u64().unwrap() > 4, "{r}");
+    assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn http_conn_reads_length_and_chunked_answers_on_one_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        // two requests on the same connection; answer each once its head is complete
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..],
+            &b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"[..],
+        ] {
+            while seen.windows(4).filter(|w| *w == b"\r\n\r\n").count() < 1 {
+                let n = s.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let end = seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            seen.drain(..end);
+            s.write_all(answer).await.unwrap();
+        }
+    });
+    let mut c = shoal_bench::scenarios::poll::HttpConn::connect(addr, None).await.unwrap();
+    assert_eq!(c.request("GET", "/a", b"").await.unwrap(), (200, b"hello".to_vec()));
+    assert_eq!(c.request("GET", "/b", b"").await.unwrap(), (201, b"abcde".to_vec()));
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{RedisModeName, SubscriptionModeName};
+use crate::config::{ClusterStrategyName, RedisModeName, SubscriptionModeName};
 
 /// `shoal emit` (declared here, a file of its own next to this one).
 #[path = "emit.rs"]
@@ -31,7 +31,9 @@ pub(crate) enum Command {
     /// Run a node: Socket.IO on /socket.io/, the demo chat page on /, health on /health.
     ///
     /// Settings come from the defaults, then the `--config` file, then the flags (each
-    /// overriding the previous). Stops gracefully on SIGINT or SIGTERM.
+    /// overriding the previous). Stops gracefully on SIGINT or SIGTERM; SIGUSR1 drains
+    /// the node (see --drain-grace). With --redis, nodes announce themselves (see
+    /// --advertise) and forward requests for other nodes' sessions to them.
     Serve(ServeArgs),
     /// Load-test a Socket.IO server that implements the benchmark contract (see the
     /// `bench_server` example) and print one JSON line of figures; same as `shoal-bench`.
@@ -48,6 +50,14 @@ pub(crate) enum Command {
     /// sockets; `--server-side EVENT [JSON_ARG]...` goes to the servers' listeners.
     #[command(allow_negative_numbers = true)]
     Emit(emit::EmitArgs),
+    /// Run a sticky HTTP/WebSocket reverse proxy in front of Socket.IO nodes: requests
+    /// with a sid go to the node named in it, new sessions by --strategy.
+    ///
+    /// `shoal balance --port P --upstream HOST:PORT [--upstream …]` (or `--redis URL` to
+    /// take the nodes from their membership). Health checks on each node's /health;
+    /// WebSocket upgrades passed through. Drains on SIGINT or SIGTERM.
+    #[command(allow_negative_numbers = true)]
+    Balance(crate::balance::BalanceArgs),
 }
 
 /// Flags of `shoal serve`.
@@ -155,6 +165,32 @@ pub(crate) struct ServeArgs {
     /// (Node's `subscriptionMode`). [default: dynamic]
     #[arg(long, value_name = "MODE", value_enum)]
     pub(crate) redis_subscription_mode: Option<SubscriptionModeName>,
+
+    /// Internal address other nodes and proxies reach this node at (`HOST:PORT`),
+    /// announced in Redis with `--redis`: nodes forward the requests of this node's
+    /// sessions there. [default: the bound address, 127.0.0.1 when listening on all
+    /// addresses, and the bound port]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) advertise: Option<String>,
+
+    /// After SIGUSR1 (drain: new connections refused, /health answers 503), how long the
+    /// current connections may go on before they are closed (clients reconnect, to
+    /// another node), in milliseconds. [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub(crate) drain_grace: Option<u64>,
+    /// Cluster mode: this process listens on --port and balances between N worker
+    /// processes it starts and restarts (sessions routed by sid; broadcasts shared
+    /// through an embedded broker, or through Redis with --redis). 0 or 1 runs a single
+    /// process. --node-id is then the primary's id, from which the workers' ids are
+    /// derived. [default: the number of cores; 1 with --redis or --node-id, a node of a
+    /// multi-node deployment]
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+
+    /// Cluster mode: how new sessions are spread over the workers. [default:
+    /// least-connections]
+    #[arg(long, value_name = "STRATEGY", value_enum)]
+    pub(crate) cluster_strategy: Option<ClusterStrategyName>,
 }
 
 /// Runs the command line.
@@ -163,6 +199,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => crate::node::run(&args),
         Command::Bench(args) => ExitCode::from(u8::try_from(shoal_bench::cli::run(args)).unwrap_or(1)),
         Command::Emit(args) => emit::run(&args),
+        Command::Balance(args) => crate::balance::run(&args),
     }
 }
 
@@ -221,5 +258,21 @@ mod tests {
         assert_eq!(args.redis_key.as_deref(), Some("app"));
         assert_eq!(args.redis_subscription_mode, Some(SubscriptionModeName::DynamicPrivate));
         assert!(Cli::try_parse_from(["shoal", "serve", "--redis-mode", "streams"]).is_err());
+    }
+
+    #[test]
+    fn serve_cluster_flags_parse() {
+        let cli =
+            Cli::try_parse_from(["shoal", "serve", "--advertise", "10.0.0.5:3000", "--drain-grace", "5000"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        assert_eq!(args.advertise.as_deref(), Some("10.0.0.5:3000"));
+        assert_eq!(args.drain_grace, Some(5000));
+        let cli =
+            Cli::try_parse_from(["shoal", "serve", "--workers", "3", "--cluster-strategy", "round-robin"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        assert_eq!(args.workers, Some(3));
+        assert_eq!(args.cluster_strategy, Some(ClusterStrategyName::RoundRobin));
+        assert!(Cli::try_parse_from(["shoal", "serve", "--cluster-strategy", "ip-hash"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "serve", "--workers", "-1"]).is_err());
     }
 }

@@ -54,7 +54,46 @@ pub(crate) struct ServeConfig {
     /// Sharded mode only: which rooms get their own channel; `dynamic` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redis_subscription_mode: Option<SubscriptionModeName>,
+    /// Internal `host:port` announced to the other nodes; derived from the bound address
+    /// when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) advertise: Option<String>,
+    /// Grace period of a drain (SIGUSR1) before the remaining connections are closed, ms.
+    pub(crate) drain_grace: u64,
+    /// Cluster mode's worker processes (0 or 1: a single process); when absent, the
+    /// number of cores, or 1 with `redis` or `node_id` (see [`ServeConfig::worker_count`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) workers: Option<usize>,
+    /// Cluster mode: how new sessions are spread over the workers.
+    pub(crate) cluster_strategy: ClusterStrategyName,
 }
+
+/// `--cluster-strategy` / `cluster_strategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum ClusterStrategyName {
+    /// The worker with the fewest open connections.
+    #[default]
+    LeastConnections,
+    /// Each worker in turn.
+    RoundRobin,
+    /// A random worker.
+    Random,
+}
+
+impl ClusterStrategyName {
+    /// The library's value.
+    pub(crate) fn strategy(self) -> shoal_cluster::Strategy {
+        match self {
+            ClusterStrategyName::LeastConnections => shoal_cluster::Strategy::LeastConnections,
+            ClusterStrategyName::RoundRobin => shoal_cluster::Strategy::RoundRobin,
+            ClusterStrategyName::Random => shoal_cluster::Strategy::Random,
+        }
+    }
+}
+
+/// Most worker processes accepted.
+pub(crate) const MAX_WORKERS: usize = 1024;
 
 /// `--redis-mode` / `redis_mode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -148,6 +187,10 @@ impl Default for ServeConfig {
             redis_mode: RedisModeName::Classic,
             redis_key: "socket.io".into(),
             redis_subscription_mode: None,
+            advertise: None,
+            drain_grace: 30_000,
+            workers: None,
+            cluster_strategy: ClusterStrategyName::LeastConnections,
         }
     }
 }
@@ -240,6 +283,27 @@ impl ServeConfig {
         if let Some(m) = args.redis_subscription_mode {
             self.redis_subscription_mode = Some(m);
         }
+        if let Some(a) = &args.advertise {
+            self.advertise = Some(a.clone());
+        }
+        set(&mut self.drain_grace, args.drain_grace.as_ref());
+        if let Some(n) = args.workers {
+            self.workers = Some(n);
+        }
+        set(&mut self.cluster_strategy, args.cluster_strategy.as_ref());
+    }
+
+    /// The number of worker processes (0 and 1 both mean a single process, no cluster):
+    /// `workers` when set; else the number of cores for a standalone server, but 1 for a
+    /// node of a multi-node deployment (`redis` or `node_id` set), because other nodes,
+    /// `shoal balance` and forwarding address each node by its node id and address,
+    /// which a cluster's workers do not share.
+    pub(crate) fn worker_count(&self) -> usize {
+        match self.workers {
+            Some(n) => n,
+            None if self.redis.is_some() || self.node_id.is_some() => 1,
+            None => shoal_cluster::default_workers(),
+        }
     }
 
     /// The Redis adapter's settings, when `redis` is set.
@@ -302,6 +366,12 @@ impl ServeConfig {
         if self.host.trim().is_empty() {
             return Err(ConfigError::Invalid("host must not be empty".into()));
         }
+        if let Some(a) = &self.advertise {
+            let port = a.rsplit_once(':').and_then(|(h, p)| (!h.is_empty()).then_some(p)).map(str::parse::<u16>);
+            if !matches!(port, Some(Ok(p)) if p != 0) {
+                return Err(ConfigError::Invalid(format!("advertise {a:?}: expected HOST:PORT (10.0.0.5:3000)")));
+            }
+        }
         self.socketio_config()?;
         self.log_filter()?;
         match &self.redis {
@@ -310,6 +380,9 @@ impl ServeConfig {
                 return Err(ConfigError::Invalid("redis_mode and redis_subscription_mode need redis (a URL)".into()));
             }
             None => {}
+        }
+        if self.workers.is_some_and(|n| n > MAX_WORKERS) {
+            return Err(ConfigError::Invalid(format!("workers must be at most {MAX_WORKERS}")));
         }
         Ok(())
     }
@@ -463,9 +536,16 @@ mod tests {
             "cors_origin = [\"\"]",
             "cors_origin = [\"https://a.example/\"]",
             "log = \"info,=[\"",
+            "advertise = \"nohost\"",
+            "advertise = \":3000\"",
+            "advertise = \"h:0\"",
+            "advertise = \"h:port\"",
         ] {
             let c = ServeConfig::from_toml(toml).unwrap();
             assert!(c.validate().is_err(), "{toml} should be invalid");
+        }
+        for toml in ["advertise = \"10.0.0.5:3000\"", "advertise = \"node-1.internal:80\"", "drain_grace = 0"] {
+            ServeConfig::from_toml(toml).unwrap().validate().unwrap();
         }
     }
 
@@ -551,6 +631,29 @@ mod tests {
         }
         assert!(ServeConfig::from_toml("redis_mode = \"streams\"").is_err());
         assert!(ServeConfig::from_toml("redis_subscription_mode = \"dynamic_private\"").is_err());
+    }
+
+    #[test]
+    fn cluster_settings_from_file_and_flags() {
+        let c = ServeConfig::from_toml("workers = 3\ncluster_strategy = \"random\"\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.worker_count(), c.cluster_strategy), (3, ClusterStrategyName::Random));
+        assert_eq!(ServeConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let mut c = c;
+        c.apply_flags(&args(|a| {
+            a.workers = Some(1);
+            a.cluster_strategy = Some(ClusterStrategyName::RoundRobin);
+        }));
+        assert_eq!((c.worker_count(), c.cluster_strategy), (1, ClusterStrategyName::RoundRobin));
+        // absent: the number of cores, or 1 for a node of a multi-node deployment
+        assert_eq!(ServeConfig::default().worker_count(), shoal_cluster::default_workers());
+        let node = ServeConfig { node_id: Some("n1".into()), ..ServeConfig::default() };
+        assert_eq!(node.worker_count(), 1);
+        let redis = ServeConfig { redis: Some("redis://h:1".into()), ..ServeConfig::default() };
+        assert_eq!(redis.worker_count(), 1);
+        assert_eq!(ServeConfig { workers: Some(4), ..redis }.worker_count(), 4);
+        assert!(ServeConfig::from_toml("workers = 5000").unwrap().validate().is_err());
+        assert!(ServeConfig::from_toml("cluster_strategy = \"ip-hash\"").is_err());
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! `shoal serve` runs one node (in-memory adapter) with a demo chat page at `/`.
 
+mod balance;
 mod cli;
 mod config;
 mod demo;
 mod node;
+mod signals;
 mod web;
 
 use std::process::ExitCode;

@@ -1,20 +1,27 @@
-//! `shoal serve`: one node (in-memory adapter, or Redis with `--redis`), the demo chat and
-//! `/health`. (The module is not called `serve` so that its log target differs from the
-//! library's `shoal::serve`: this binary is also named `shoal`.)
+//! `shoal serve`: one node (in-memory adapter, or Redis with `--redis`: then also the
+//! membership and forwarding between nodes), the demo chat, `/health` and drain on
+//! SIGUSR1; with `--workers N` (N > 1) a cluster of N such nodes behind this process
+//! (crate `shoal-cluster`). (The module is not called `serve` so that its log target
+//! differs from the library's `shoal::serve`: this binary is also named `shoal`.)
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use std::future::Future;
+use std::pin::Pin;
 
 use shoal::{ServerConfig, SocketIo};
+use shoal_cluster::{Cluster, Role, WorkerContext};
+use shoal_redis::membership::{Announcer, LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
-use crate::web::{self, WebService};
+use crate::web::{self, Health, WebService};
 
 /// Runs `shoal serve` to the end; the process's exit status.
 pub(crate) fn run(args: &ServeArgs) -> ExitCode {
@@ -47,7 +54,12 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    let result = if config.worker_count() > 1 {
+        runtime.block_on(cluster(config))
+    } else {
+        runtime.block_on(serve(config, None))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -79,10 +91,59 @@ fn check(config: &ServeConfig) -> ExitCode {
     }
 }
 
-async fn serve(config: ServeConfig) -> Result<(), String> {
-    let settings = config.socketio_config().map_err(|e| e.to_string())?;
-    let mut builder = SocketIo::builder().config(settings);
+/// Cluster mode: in the primary, listens and runs the workers until SIGINT/SIGTERM; in a
+/// worker (this same program, started by the primary), serves like a single node on the
+/// listener, node id and adapter the primary gave it.
+async fn cluster(config: ServeConfig) -> Result<(), String> {
+    let role = Role::current().map_err(|e| e.to_string())?;
+    let primary = config.node_id.as_deref().map(shoal::NodeId::from_name).unwrap_or_else(shoal::NodeId::random);
+    let mut builder = Cluster::builder()
+        .node_id(primary)
+        // scripts and tests wait for this line: once every worker serves
+        .on_ready(move |addr| tracing::info!(node = %primary, "shoal listening on http://{addr}"))
+        .workers(config.worker_count())
+        .host(config.host.as_str())
+        .port(config.port)
+        .strategy(config.cluster_strategy.strategy())
+        .key(config.redis_key.as_str());
     if let Some(redis) = config.redis_adapter_config() {
+        builder = builder.redis(redis);
+    }
+    let cluster = builder.build().map_err(|e| e.to_string())?;
+    let shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = match role {
+        Role::Primary => Box::pin(
+            crate::signals::shutdown_signal("shutting down gracefully")
+                .map_err(|e| format!("cannot install signal handlers: {e}"))?,
+        ),
+        // a worker stops when the primary tells it (WorkerContext::shutdown)
+        Role::Worker(_) => Box::pin(std::future::pending()),
+    };
+    cluster.run_until(move |ctx| serve(config, Some(ctx)), shutdown).await.map_err(|e| e.to_string())
+}
+
+/// Serves one node: standalone (`worker` is `None`), or as a cluster worker.
+async fn serve(config: ServeConfig, worker: Option<WorkerContext>) -> Result<(), String> {
+    let mut settings = config.socketio_config().map_err(|e| e.to_string())?;
+    if let Some(ctx) = &worker {
+        settings.engine.node_id = ctx.node_id();
+    }
+    let mut builder = SocketIo::builder().config(settings);
+    let mut membership = None;
+    let is_worker = worker.is_some();
+    if let Some(ctx) = &worker {
+        // the embedded broker's adapter, or Redis's when --redis is given
+        builder = builder.adapter(ctx.adapter());
+        if let Some(redis) = config.redis_adapter_config() {
+            // workers of clusters on other hosts: forward the requests of their sessions
+            let url = crate::config::redact_url(&redis.connection.url);
+            let members = Membership::connect(&redis.connection, MembershipConfig::default().prefix(redis.key.clone()))
+                .await
+                .map_err(|e| format!("cannot start the membership ({url}): {e}"))?;
+            let directory = members.clone();
+            builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+            membership = Some(members);
+        }
+    } else if let Some(redis) = config.redis_adapter_config() {
         let url = crate::config::redact_url(&redis.connection.url);
         let mode = match config.redis_mode {
             crate::config::RedisModeName::Classic => "classic".to_owned(),
@@ -91,11 +152,19 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             }
         };
         let key = redis.key.clone();
+        let connection = redis.connection.clone();
         let factory = shoal_redis::RedisAdapterFactory::connect(redis)
             .await
             .map_err(|e| format!("cannot start the Redis adapter ({url}): {e}"))?;
         tracing::info!(redis = %url, %mode, %key, "Redis adapter connected");
         builder = builder.adapter(factory);
+        // the other nodes, for forwarding the requests of their sessions to them
+        let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
+            .await
+            .map_err(|e| format!("cannot start the membership ({url}): {e}"))?;
+        let directory = members.clone();
+        builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+        membership = Some(members);
     }
     let io = builder.build().map_err(|e| format!("invalid configuration: {e}"))?;
     // the main namespace always accepts connections; the demo adds its chat to it
@@ -109,24 +178,129 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         None
     };
 
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    // a worker drains when the primary asks (it got SIGUSR1)
+    let drain_requested = worker.as_ref().map(WorkerContext::drain_requested);
+    let (listener, signalled): (_, Pin<Box<dyn Future<Output = ()> + Send>>) = match worker {
+        Some(mut ctx) => {
+            let listener = ctx.take_listener().ok_or("the worker's listener was already taken")?;
+            tracing::info!(node = %io.node_id(), index = ctx.index(), "worker listening on http://{}", ctx.local_addr());
+            (listener, ctx.shutdown())
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+                .await
+                .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+            let signalled = crate::signals::shutdown_signal("shutting down gracefully")
+                .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+            (listener, Box::pin(signalled))
+        }
+    };
     let addr = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    // scripts and tests wait for this line
-    tracing::info!(node = %io.node_id(), "shoal listening on http://{addr}");
-    if let Some(dir) = &demo_dir {
-        tracing::info!(files = %dir.display(), "demo chat on http://{}/", browsable(addr));
+    let announcer = match &membership {
+        Some(members) => {
+            // a worker announces its own port, at --advertise's host when given
+            let configured = match (is_worker, config.advertise.as_deref()) {
+                (true, Some(a)) => Some(format!("{}:{}", a.rsplit_once(':').map_or(a, |(host, _)| host), addr.port())),
+                (_, a) => a.map(str::to_owned),
+            };
+            let advertise = advertise_address(configured.as_deref(), addr).await.map_err(|e| e.to_string())?;
+            let status = io.clone();
+            let status =
+                Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
+            let announcer = members.announce(LocalNode::new(io.node_id(), advertise), status).await;
+            tracing::info!(node = %io.node_id(), %advertise, "announced in Redis; forwarding between nodes on");
+            Some(Arc::new(announcer))
+        }
+        None => None,
+    };
+    if !is_worker {
+        // scripts and tests wait for this line (a cluster's primary logs its own)
+        tracing::info!(node = %io.node_id(), "shoal listening on http://{addr}");
+        if let Some(dir) = &demo_dir {
+            tracing::info!(files = %dir.display(), "demo chat on http://{}/", browsable(addr));
+        }
     }
 
-    let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let count = io.clone();
-    let inner = WebService::new(demo_dir, Arc::new(move || count.connection_count()));
+    let (stopping, stopping_announcer) = (io.clone(), announcer.clone());
+    let shutdown = async move {
+        signalled.await;
+        // balancers stop sending new clients at once
+        stopping.drain();
+        if let Some(a) = &stopping_announcer {
+            a.announce_now();
+        }
+    };
+    let grace = Duration::from_millis(config.drain_grace);
+    match drain_requested {
+        Some(requested) => {
+            let (io, announcer) = (io.clone(), announcer.clone());
+            tokio::spawn(async move {
+                requested.await;
+                tracing::info!(grace_ms = grace.as_millis() as u64, "the primary asks to drain");
+                start_drain(&io, announcer.as_ref(), grace);
+            });
+        }
+        None => {
+            let drain =
+                signal(SignalKind::user_defined1()).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+            tokio::spawn(drain_on_signal(drain, io.clone(), announcer.clone(), grace));
+        }
+    }
+    let health = io.clone();
+    let node = io.node_id().to_string();
+    let inner = WebService::new(
+        demo_dir,
+        Arc::new(move || Health {
+            node: node.clone(),
+            connections: health.connection_count(),
+            draining: health.is_draining(),
+            forwarded: health.forwarded_requests(),
+        }),
+    );
     shoal::serve_with(listener, io, inner, ServerConfig::default(), shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
+    if let Some(announcer) = &announcer {
+        announcer.leave().await;
+    }
+    if let Some(members) = membership {
+        members.close().await;
+    }
     tracing::info!("shoal stopped");
     Ok(())
+}
+
+/// On each SIGUSR1: drain (new connections refused, `/health` 503, announced), then
+/// after `grace` close the remaining connections so that their clients reconnect
+/// elsewhere. The node keeps running (and forwarding) until SIGTERM.
+async fn drain_on_signal(
+    mut usr1: tokio::signal::unix::Signal,
+    io: SocketIo,
+    announcer: Option<Arc<Announcer>>,
+    grace: Duration,
+) {
+    while usr1.recv().await.is_some() {
+        if io.is_draining() {
+            tracing::info!("already draining");
+            continue;
+        }
+        tracing::info!(signal = "SIGUSR1", grace_ms = grace.as_millis() as u64, "draining");
+        start_drain(&io, announcer.as_ref(), grace);
+    }
+}
+
+/// Drains `io` (new connections refused, `/health` 503, announced), and after `grace`
+/// closes the remaining connections.
+fn start_drain(io: &SocketIo, announcer: Option<&Arc<Announcer>>, grace: Duration) {
+    io.drain();
+    if let Some(a) = announcer {
+        a.announce_now();
+    }
+    let io = io.clone();
+    tokio::spawn(async move {
+        let left = io.drain_and_close(grace).await;
+        tracing::info!(connections = left, "drain complete");
+    });
 }
 
 /// Warns about a demo that cannot work.
@@ -153,39 +327,6 @@ fn browsable(addr: SocketAddr) -> SocketAddr {
         a.set_ip(if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
     a
-}
-
-/// Signals arriving this soon after the first are the same request, not a second one:
-/// `timeout`, some supervisors and a terminal's Ctrl-C signal the process and its group.
-const REPEAT_GRACE: Duration = Duration::from_secs(1);
-
-/// Completes on the first SIGINT or SIGTERM. Another one (after [`REPEAT_GRACE`]) exits
-/// at once, without waiting for the graceful shutdown to finish.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        let name = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
-        let first = Instant::now();
-        tracing::info!(signal = name, "shutting down gracefully (signal again to exit at once)");
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-                if first.elapsed() >= REPEAT_GRACE {
-                    break;
-                }
-                tracing::debug!("repeated signal ignored");
-            }
-            tracing::warn!("second signal: exiting without waiting");
-            std::process::exit(130);
-        });
-    })
 }
 
 #[cfg(test)]

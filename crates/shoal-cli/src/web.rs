@@ -5,7 +5,9 @@
 //! - `/` and `/index.html`: `<demo dir>/index.html`;
 //! - `/socket.io.min.js` and `/socket.io.min.js.map`: from
 //!   `<demo dir>/node_modules/socket.io-client/dist/`;
-//! - `/health`: `200 {"status":"ok","connections":N}`.
+//! - `/health`: `200 {"status":"ok","node":ID,"connections":N,"forwarded":F}`, or `503
+//!   {"status":"draining",…}` while the node drains (load
+//!   balancers then stop sending it new clients).
 //!
 //! Anything else is 404. The file routes are a fixed table, so a request path never
 //! becomes a file path; on top of that, a path with a `..` or hidden segment (also
@@ -123,12 +125,25 @@ pub(crate) fn find_demo_dir(configured: Option<&Path>) -> Option<PathBuf> {
     candidates.into_iter().find(|d| d.join("index.html").is_file())
 }
 
-/// The number of open connections, for `/health`.
-pub(crate) type ConnectionCount = Arc<dyn Fn() -> usize + Send + Sync>;
+/// What `/health` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Health {
+    /// The node id.
+    pub(crate) node: String,
+    /// Open connections.
+    pub(crate) connections: usize,
+    /// True while draining (503).
+    pub(crate) draining: bool,
+    /// Requests forwarded to other nodes so far.
+    pub(crate) forwarded: u64,
+}
+
+/// Reads the node's health, for `/health`.
+pub(crate) type HealthFn = Arc<dyn Fn() -> Health + Send + Sync>;
 
 struct Web {
     demo_dir: Option<PathBuf>,
-    connections: ConnectionCount,
+    health: HealthFn,
 }
 
 /// The tower service of the non-Socket.IO paths. Cheap to clone.
@@ -143,9 +158,9 @@ impl fmt::Debug for WebService {
 
 impl WebService {
     /// Serves the demo from `demo_dir` (`None`: no demo, only `/health`), and reports
-    /// `connections()` on `/health`.
-    pub(crate) fn new(demo_dir: Option<PathBuf>, connections: ConnectionCount) -> WebService {
-        WebService(Arc::new(Web { demo_dir, connections }))
+    /// `health()` on `/health`.
+    pub(crate) fn new(demo_dir: Option<PathBuf>, health: HealthFn) -> WebService {
+        WebService(Arc::new(Web { demo_dir, health }))
     }
 }
 
@@ -164,8 +179,16 @@ impl Web {
         }
         match route {
             Route::Health => {
-                let body = serde_json::json!({ "status": "ok", "connections": (self.connections)() });
-                let mut r = respond(StatusCode::OK, "application/json", Bytes::from(body.to_string()));
+                let h = (self.health)();
+                let (status, word) =
+                    if h.draining { (StatusCode::SERVICE_UNAVAILABLE, "draining") } else { (StatusCode::OK, "ok") };
+                let body = serde_json::json!({
+                    "status": word,
+                    "node": h.node,
+                    "connections": h.connections,
+                    "forwarded": h.forwarded,
+                });
+                let mut r = respond(status, "application/json", Bytes::from(body.to_string()));
                 r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
             }
@@ -317,7 +340,7 @@ mod tests {
         std::fs::write(root.0.join("secret.txt"), "top secret").unwrap();
         std::fs::write(web.join(".env"), "TOKEN=1").unwrap();
 
-        let mut svc = WebService::new(Some(web.clone()), Arc::new(|| 7));
+        let mut svc = WebService::new(Some(web.clone()), health("ab12", 7, false));
 
         let (status, headers, body) = get(&mut svc, Method::GET, "/").await;
         assert_eq!(status, StatusCode::OK);
@@ -337,7 +360,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[CONTENT_TYPE], "application/json");
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json, serde_json::json!({"status": "ok", "connections": 7}));
+        assert_eq!(json, serde_json::json!({"status": "ok", "node": "ab12", "connections": 7, "forwarded": 0}));
 
         for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/socket.io.min.js/../../secret.txt", "/.env"] {
             let (status, _, body) = get(&mut svc, Method::GET, path).await;
@@ -354,13 +377,27 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
     }
 
+    fn health(node: &str, connections: usize, draining: bool) -> HealthFn {
+        let node = node.to_owned();
+        Arc::new(move || Health { node: node.clone(), connections, draining, forwarded: 0 })
+    }
+
     #[tokio::test]
     async fn without_demo_only_health() {
-        let mut svc = WebService::new(None, Arc::new(|| 0));
+        let mut svc = WebService::new(None, health("ab12", 0, false));
         assert_eq!(get(&mut svc, Method::GET, "/").await.0, StatusCode::NOT_FOUND);
         let (status, _, body) = get(&mut svc, Method::GET, "/health").await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body, r#"{"status":"ok","connections":0}"#);
+        assert_eq!(body, r#"{"status":"ok","node":"ab12","connections":0,"forwarded":0}"#);
+    }
+
+    #[tokio::test]
+    async fn health_is_503_while_draining() {
+        let mut svc = WebService::new(None, health("ab12", 3, true));
+        let (status, headers, body) = get(&mut svc, Method::GET, "/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[CONTENT_TYPE], "application/json");
+        assert_eq!(body, r#"{"status":"draining","node":"ab12","connections":3,"forwarded":0}"#);
     }
 
     #[test]

@@ -227,7 +227,9 @@ async fn serve_health_then_sigterm() {
     assert_eq!(status, 200, "{head}");
     assert_eq!(header(&head, "content-type"), Some("application/json"), "{head}");
     let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
-    assert_eq!(json, serde_json::json!({"status": "ok", "connections": 0}));
+    let node = json["node"].as_str().expect("the node id").to_owned();
+    assert_eq!(node.len(), 4, "{json}");
+    assert_eq!(json, serde_json::json!({"status": "ok", "node": node, "connections": 0, "forwarded": 0}));
 
     // no demo: nothing at /
     let (status, _, _) = http_get(server.addr, "/").await;

@@ -1,44 +1,75 @@
 //! Response bodies.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// The body of every response the engine sends: empty, or one buffer.
+/// The body of every response the engine sends: empty, one buffer, or (for a request
+/// forwarded to the node owning its session) the owner's answer, streamed.
 #[derive(Debug, Default)]
 pub struct ResponseBody {
-    data: Option<Bytes>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Full(Option<Bytes>),
+    Proxied(Box<shoal_proxy::ProxyBody>),
+}
+
+impl Default for Kind {
+    fn default() -> Self {
+        Kind::Full(None)
+    }
 }
 
 impl ResponseBody {
     /// An empty body.
     pub fn empty() -> ResponseBody {
-        ResponseBody { data: None }
+        ResponseBody { kind: Kind::Full(None) }
     }
 
     /// A body made of `data`.
     pub fn full(data: Bytes) -> ResponseBody {
-        ResponseBody { data: (!data.is_empty()).then_some(data) }
+        ResponseBody { kind: Kind::Full((!data.is_empty()).then_some(data)) }
+    }
+
+    /// The body of a forwarded request's answer.
+    pub fn proxied(body: shoal_proxy::ProxyBody) -> ResponseBody {
+        ResponseBody { kind: Kind::Proxied(Box::new(body)) }
+    }
+
+    /// True for the answer of another node (a forwarded request).
+    pub fn is_proxied(&self) -> bool {
+        matches!(self.kind, Kind::Proxied(_))
     }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().data.take().map(|d| Ok(Frame::data(d))))
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Proxied(body) => Pin::new(&mut **body).poll_frame(cx).map_err(Into::into),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Proxied(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+        match &self.kind {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Proxied(body) => body.size_hint(),
+        }
     }
 }
 
@@ -68,7 +99,7 @@ where
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
-            EitherProj::Engine { body } => body.poll_frame(cx).map_err(|e| match e {}),
+            EitherProj::Engine { body } => body.poll_frame(cx),
             EitherProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use shoal_engineio_proto::NodeId;
 pub use shoal_ws::DeflateConfig;
 
+use crate::forward::NodeDirectory;
 use crate::request::RequestInfo;
 
 /// The outcome of an [`AllowRequest`] hook: `Err(message)` refuses the handshake with
@@ -156,6 +157,10 @@ pub struct EngineConfig {
     /// Maximum number of concurrent sessions; further handshakes get HTTP 503.
     /// Default 1 000 000.
     pub max_sessions: usize,
+    /// Where the other nodes are. When set, a polling request or WebSocket upgrade whose
+    /// sid names another node is forwarded to it (see [`crate::NodeDirectory`]); without
+    /// it, such a request gets HTTP 400 "Session ID unknown". Default none.
+    pub node_directory: Option<Arc<dyn NodeDirectory>>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -177,6 +182,7 @@ impl fmt::Debug for EngineConfig {
             .field("node_id", &self.node_id)
             .field("allow_request", &self.allow_request.as_ref().map(|_| ".."))
             .field("max_sessions", &self.max_sessions)
+            .field("node_directory", &self.node_directory.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -200,6 +206,7 @@ impl Default for EngineConfig {
             node_id: NodeId::random(),
             allow_request: None,
             max_sessions: 1_000_000,
+            node_directory: None,
         }
     }
 }
@@ -307,6 +314,14 @@ impl EngineConfigBuilder {
     #[must_use]
     pub fn per_message_deflate(mut self, config: DeflateConfig) -> Self {
         self.config.per_message_deflate = Some(config);
+        self
+    }
+
+    /// Forwards requests for other nodes' sessions to them, at the addresses `directory`
+    /// gives.
+    #[must_use]
+    pub fn node_directory(mut self, directory: Arc<dyn NodeDirectory>) -> Self {
+        self.config.node_directory = Some(directory);
         self
     }
 

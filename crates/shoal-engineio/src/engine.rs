@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::cors;
+use crate::forward::{self, Forwarder};
 use crate::handler::{EngineHandler, Message};
 use crate::request::{RequestInfo, query_param};
 use crate::session::{CloseReason, CloseRequest, Session, TransportKind};
@@ -29,6 +30,10 @@ pub struct Engine<H: EngineHandler> {
     pub(crate) sessions: Sessions<H::Data>,
     /// Shutting down: no new sessions.
     closing: std::sync::atomic::AtomicBool,
+    /// Draining: no new sessions (HTTP 503 "Server draining"), the current ones go on.
+    draining: std::sync::atomic::AtomicBool,
+    /// Forwarding to other nodes, when a node directory is configured.
+    forwarder: Option<Forwarder>,
 }
 
 impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
@@ -42,11 +47,15 @@ pub(crate) type Resp = Response<ResponseBody>;
 impl<H: EngineHandler> Engine<H> {
     /// A new engine.
     pub fn new(config: EngineConfig, handler: Arc<H>) -> Arc<Engine<H>> {
+        let forwarder =
+            config.node_directory.clone().map(|d| Forwarder::new(d, config.ping_interval, config.ping_timeout));
         Arc::new(Engine {
             config: Arc::new(config),
             handler,
             sessions: Sessions::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            forwarder,
         })
     }
 
@@ -81,6 +90,31 @@ impl<H: EngineHandler> Engine<H> {
         self.closing.store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// Starts draining: new sessions are refused with HTTP 503
+    /// `{"code":4,"message":"Server draining"}` (clients retry, elsewhere behind a load
+    /// balancer), while the current sessions keep being served until they end or are
+    /// closed ([`Engine::close_all`]).
+    pub fn drain(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+        self.closing.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True once [`Engine::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// False once draining or shutting down (new sessions are refused).
+    pub fn is_accepting_sessions(&self) -> bool {
+        !self.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Requests forwarded to other nodes so far, and their connections (when forwarding
+    /// is on).
+    pub fn forwarding_stats(&self) -> Option<&shoal_proxy::PoolStats> {
+        self.forwarder.as_ref().map(|f| f.pool().stats())
+    }
+
     /// Closes every session with `reason` (server-initiated reasons flush queued packets
     /// first).
     pub fn close_all(&self, reason: CloseReason) {
@@ -103,7 +137,8 @@ impl<H: EngineHandler> Engine<H> {
     {
         let origin = req.headers().get(header::ORIGIN).cloned();
         let mut resp = self.route(req).await;
-        if let (Some(cors), Some(origin)) = (&self.config.cors, origin) {
+        // a forwarded request's answer already has the owner's CORS headers
+        if let (Some(cors), Some(origin), false) = (&self.config.cors, origin, resp.body().is_proxied()) {
             cors::apply(cors, &origin, resp.headers_mut());
         }
         resp
@@ -143,7 +178,15 @@ impl<H: EngineHandler> Engine<H> {
             return self.handshake(req, transport).await;
         };
 
-        let Some(session) = sid.parse::<Sid>().ok().and_then(|sid| self.sessions.get(&sid)) else {
+        let sid = sid.parse::<Sid>().ok();
+        if let (Some(forwarder), Some(sid)) = (&self.forwarder, sid)
+            && sid.node() != self.config.node_id
+            && !forward::was_forwarded(&req)
+        {
+            // another node's session: hand the request to its owner (once, never again)
+            return forwarder.forward(req, sid.node()).await;
+        }
+        let Some(session) = sid.and_then(|sid| self.sessions.get(&sid)) else {
             return error(ErrorCode::UnknownSid);
         };
         match transport {
@@ -168,6 +211,11 @@ impl<H: EngineHandler> Engine<H> {
 
     async fn handshake<B>(self: &Arc<Self>, mut req: Request<B>, transport: TransportKind) -> Resp {
         if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            if self.is_draining() {
+                let mut r = error_with(ErrorCode::Forbidden, "Server draining");
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return r;
+            }
             return status(StatusCode::SERVICE_UNAVAILABLE);
         }
         if self.sessions.len() >= self.config.max_sessions {

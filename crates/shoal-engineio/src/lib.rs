@@ -15,6 +15,11 @@
 //!   the whole queue and writes it in one batch.
 //! - Idle WebSocket sessions hold no read or write buffer: reads go through a buffer on
 //!   the stack, writes through a buffer freed once written.
+//! - Forwarding: with a [`NodeDirectory`] configured, requests for sessions of other nodes
+//!   (the sid names its node) are proxied to their owner (see [`X_SHOAL_FORWARDED`]).
+//! - Draining: [`Engine::drain`] refuses new sessions with HTTP 503 while the current
+//!   ones go on; [`Engine::close_all`] then closes them with a reason clients reconnect
+//!   from.
 //! - Slow consumers: past `max_buffered_packets` or `max_buffered_bytes` queued, a
 //!   volatile packet is dropped and a regular one closes the session with
 //!   [`CloseReason::SlowConsumer`].
@@ -23,6 +28,7 @@ mod body;
 pub mod config;
 mod cors;
 mod engine;
+mod forward;
 mod handler;
 pub mod request;
 pub mod server;
@@ -34,6 +40,7 @@ mod transport;
 pub use body::{BoxError, EitherBody, ResponseBody};
 pub use config::{AllowedOrigins, CookieConfig, Cors, EngineConfig, EngineConfigBuilder};
 pub use engine::Engine;
+pub use forward::{NodeDirectory, X_SHOAL_FORWARDED};
 pub use handler::{EngineHandler, Message};
 pub use request::{RemoteAddr, RequestInfo};
 pub use service::{EngineLayer, EngineService, NotFound, ResponseFuture};

@@ -206,8 +206,32 @@ async fn resync(sub: &SubscriberClient, wanted: &parking_lot::Mutex<Wanted>) {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> AdapterError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> AdapterError {
     AdapterError::Unavailable(e.to_string())
+}
+
+/// A fred client builder for `conn`: its URL, reconnection with exponential backoff
+/// (`reconnect_min` to `reconnect_max`), `command_timeout`, a 5 s connection timeout and
+/// one attempt per command (nothing replayed after a reconnection). Also returns whether
+/// the URL names a Redis Cluster.
+pub(crate) fn fred_builder(conn: &RedisConnection) -> Result<(Builder, bool), AdapterError> {
+    let config = Config::from_url(&conn.url).map_err(|e| AdapterError::Other(format!("invalid redis url: {e}")))?;
+    let clustered = config.server.is_clustered();
+    let policy = ReconnectPolicy::new_exponential(
+        0,
+        conn.reconnect_min.as_millis() as u32,
+        conn.reconnect_max.as_millis() as u32,
+        2,
+    );
+    let mut builder = Builder::from_config(config);
+    builder
+        .set_policy(policy)
+        .with_performance_config(|p| p.default_command_timeout = conn.command_timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+            c.max_command_attempts = 1;
+        });
+    Ok((builder, clustered))
 }
 
 impl FredDriver {
@@ -217,29 +241,13 @@ impl FredDriver {
     /// # Errors
     /// When the URL is invalid or the first connection fails.
     pub async fn connect(conn: &RedisConnection) -> Result<Arc<FredDriver>, AdapterError> {
-        let config = Config::from_url(&conn.url).map_err(|e| AdapterError::Other(format!("invalid redis url: {e}")))?;
-        let clustered = config.server.is_clustered();
-        let policy = ReconnectPolicy::new_exponential(
-            0,
-            conn.reconnect_min.as_millis() as u32,
-            conn.reconnect_max.as_millis() as u32,
-            2,
-        );
-        let mut builder = Builder::from_config(config);
+        // one attempt per command (in fred_builder): a publish is delivered now or fails,
+        // never replayed after a reconnection (pub/sub messages are worthless seconds
+        // late); the subscriptions are restored by this driver, not by retries
+        let (mut builder, clustered) = fred_builder(conn)?;
         builder
-            .set_policy(policy)
-            .with_performance_config(|p| {
-                p.default_command_timeout = conn.command_timeout;
-                p.broadcast_channel_capacity = 8192;
-            })
-            .with_connection_config(|c| {
-                c.connection_timeout = Duration::from_secs(5);
-                c.max_command_buffer_len = 100_000;
-            });
-        // one attempt per command: a publish is delivered now or fails, never replayed
-        // after a reconnection (pub/sub messages are worthless seconds late); the
-        // subscriptions are restored by this driver, not by retries
-        builder.with_connection_config(|c| c.max_command_attempts = 1);
+            .with_performance_config(|p| p.broadcast_channel_capacity = 8192)
+            .with_connection_config(|c| c.max_command_buffer_len = 100_000);
         let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
         let publisher = builder.build().map_err(unavailable)?;
         publisher.init().await.map_err(unavailable)?;

@@ -22,6 +22,8 @@
 //! - [`classic`]: the classic pub/sub adapter (`createAdapter`).
 //! - [`sharded`]: the sharded pub/sub adapter (`createShardedAdapter`), and
 //!   [`cluster_wire`], the messages of socket.io-adapter's `ClusterAdapter` it exchanges.
+//! - [`membership`]: nodes announcing themselves (id, internal address, load, draining)
+//!   and the watcher that keeps the list of live nodes, for forwarding and balancing.
 //!
 //! # Sharded mode
 //! [`RedisMode::Sharded`] is compatible with Node's `createShardedAdapter(pub, sub,
@@ -72,6 +74,7 @@
 pub mod classic;
 pub mod cluster_wire;
 pub mod driver;
+pub mod membership;
 pub mod sharded;
 pub mod wire;
 

@@ -10,21 +10,32 @@
 //!
 //! With `--redis URL` (and `--redis-mode classic|sharded`, `--redis-key KEY`) it uses the
 //! Redis adapter, so that several of them (or Node servers) share the rooms; otherwise
-//! the in-memory adapter.
+//! the in-memory adapter. With `--redis`, nodes also announce themselves
+//! (`--advertise HOST:PORT`, default 127.0.0.1 and the bound port) and forward the
+//! requests of other nodes' sessions to them, so any load balancer works in front of
+//! them. `--node-id ID` fixes the node id.
 //!
-//! `--workers 1` (the default) runs everything on one thread, so that pinning the process
+//! `--threads 1` (the default) runs everything on one thread, so that pinning the process
 //! to one core (`taskset -c 0`) measures one core. It prints
 //! `bench_server listening on http://HOST:PORT` on stdout once bound, and stops on
 //! SIGINT or SIGTERM.
 //!
+//! `--workers N` runs cluster mode (crate `shoal-cluster`): this process listens on
+//! `--port` and balances between N worker processes (each with `--threads` threads)
+//! connected by the embedded broker, or by Redis with `--redis`. The listening line is
+//! printed once every worker serves.
+//!
 //! `cargo run --release --example bench_server -- --port 3000`
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use serde::Deserialize;
 use serde_json::Value;
-use shoal::{Args as EventArgs, Event, Namespace, Socket, SocketIo};
+use shoal::{Args as EventArgs, Event, Namespace, NodeId, Socket, SocketIo};
+use shoal_cluster::Cluster;
+use shoal_redis::membership::{LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -43,10 +54,15 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Tokio worker threads. 1 runs a current-thread runtime: the whole server on one
-    /// thread, so on one core when pinned with taskset.
+    /// Tokio worker threads (of each process in cluster mode). 1 runs a current-thread
+    /// runtime: the whole server on one thread, so on one core when pinned with taskset.
     #[arg(long, default_value_t = 1)]
-    workers: usize,
+    threads: usize,
+    /// Cluster mode: balance between this many worker processes on one port, sharing
+    /// rooms through the embedded broker (or Redis with --redis). [default: one process,
+    /// no cluster]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, default_value = "warn")]
     log: String,
@@ -62,9 +78,13 @@ struct Args {
     /// Key prefix of the Redis adapter's channels. [default: socket.io]
     #[arg(long, value_name = "KEY", requires = "redis")]
     redis_key: Option<String>,
-    /// Address other nodes reach this one at. Not yet supported.
-    #[arg(long, value_name = "ADDR")]
+    /// Address other nodes reach this one at (`HOST:PORT`), announced in Redis with
+    /// `--redis`. [default: 127.0.0.1 (or --host) and the bound port]
+    #[arg(long, value_name = "HOST:PORT", requires = "redis")]
     advertise: Option<String>,
+    /// Node id (4 characters of [A-Za-z0-9_-], or a name hashed to 4). [default: random]
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
 }
 
 /// A `"burst"` request.
@@ -86,11 +106,15 @@ struct To {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.advertise.is_some() {
-        eprintln!("bench_server: --advertise is not yet supported");
+    if args.threads == 0 {
+        eprintln!("bench_server: --threads must be at least 1");
         return ExitCode::from(2);
     }
-    if args.workers == 0 {
+    if args.workers.is_some() && (args.advertise.is_some() || args.node_id.is_some()) {
+        eprintln!("bench_server: --advertise and --node-id name one node; a cluster's workers get their own");
+        return ExitCode::from(2);
+    }
+    if args.workers == Some(0) {
         eprintln!("bench_server: --workers must be at least 1");
         return ExitCode::from(2);
     }
@@ -103,12 +127,13 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    let runtime = if args.workers == 1 {
+    let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
     };
     let result = match runtime {
+        Ok(rt) if args.workers.is_some() => rt.block_on(cluster(&args)),
         Ok(rt) => rt.block_on(run(&args)),
         Err(e) => Err(e),
     };
@@ -134,35 +159,92 @@ fn redis_config(args: &Args) -> Option<RedisAdapterConfig> {
     Some(config)
 }
 
-async fn run(args: &Args) -> std::io::Result<()> {
-    let mut builder = SocketIo::builder();
+/// Cluster mode: the primary balances, each worker runs [`bench_handlers`].
+async fn cluster(args: &Args) -> std::io::Result<()> {
+    let mut builder = Cluster::builder()
+        .workers(args.workers.unwrap_or(1))
+        .host(args.host.as_str())
+        .port(args.port)
+        // the harness waits for this line (stdout is line-buffered: it goes out at once)
+        .on_ready(|addr| println!("bench_server listening on http://{addr}"));
     if let Some(config) = redis_config(args) {
-        let factory = RedisAdapterFactory::connect(config)
-            .await
-            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
-        builder = builder.adapter(factory);
+        builder = builder.redis(config);
     }
-    let io = builder.build().map_err(std::io::Error::other)?;
+    let cluster = builder.build().map_err(std::io::Error::other)?;
+    cluster
+        .run(|mut ctx| async move {
+            let io = ctx.socketio_builder().build().map_err(std::io::Error::other)?;
+            bench_handlers(&io);
+            let listener = ctx.take_listener().ok_or_else(|| std::io::Error::other("listener taken"))?;
+            shoal::serve(listener, io, ctx.shutdown()).await
+        })
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// Namespace `/` of the benchmark contract.
+fn bench_handlers(io: &SocketIo) {
     let ns = io.of("/");
     let handle = ns.clone();
     ns.on_connect(move |socket: Socket| {
         let ns = handle.clone();
         async move { on_connect(&ns, &socket) }
     });
+}
+
+async fn run(args: &Args) -> std::io::Result<()> {
+    let mut builder = SocketIo::builder();
+    if let Some(id) = &args.node_id {
+        builder = builder.node_id(NodeId::from_name(id));
+    }
+    let mut membership = None;
+    if let Some(config) = redis_config(args) {
+        let (connection, key) = (config.connection.clone(), config.key.clone());
+        let factory = RedisAdapterFactory::connect(config)
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
+        builder = builder.adapter(factory);
+        let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start the membership: {e}")))?;
+        let directory = members.clone();
+        builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+        membership = Some(members);
+    }
+    let io = builder.build().map_err(std::io::Error::other)?;
+    bench_handlers(&io);
 
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let bound = listener.local_addr()?;
+    let announcer = match &membership {
+        Some(members) => {
+            let advertise = advertise_address(args.advertise.as_deref(), bound).await?;
+            let status = io.clone();
+            let status =
+                Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
+            Some(members.announce(LocalNode::new(io.node_id(), advertise), status).await)
+        }
+        None => None,
+    };
     // the harness waits for this line (stdout is line-buffered: it goes out at once)
-    println!("bench_server listening on http://{}", listener.local_addr()?);
+    println!("bench_server listening on http://{bound}");
 
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    shoal::serve(listener, io, async move {
+    let served = shoal::serve(listener, io, async move {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
     })
-    .await
+    .await;
+    if let Some(a) = &announcer {
+        a.leave().await;
+    }
+    if let Some(m) = membership {
+        m.close().await;
+    }
+    served
 }
 
 fn on_connect(ns: &Namespace, socket: &Socket) {
@@ -197,7 +279,7 @@ fn on_connect(ns: &Namespace, socket: &Socket) {
                 sent += 1;
                 // An emit only queues the packet on each recipient; their writer tasks
                 // send it. This loop never waits, so without yielding it would keep the
-                // thread (the only one with --workers 1) until the whole burst is queued:
+                // thread (the only one with --threads 1) until the whole burst is queued:
                 // no writer would run meanwhile, every queue would grow by n, and past
                 // max_buffered_packets (8192) the clients would be dropped as slow
                 // consumers. Yielding now and then lets the writers drain the queues

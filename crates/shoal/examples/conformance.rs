@@ -6,7 +6,8 @@
 //! connectTimeout 1000 ms, with CORS open to any origin.
 //!
 //! `--redis URL [--redis-mode classic|sharded] [--redis-key KEY]` puts the Socket.IO server
-//! on the Redis adapter.
+//! on the Redis adapter; nodes then announce themselves (`--advertise HOST:PORT`) and
+//! forward the requests of each other's sessions. `--node-id ID` fixes the node id.
 //!
 //! `cargo run --release --example conformance -- --port 3000`
 
@@ -20,6 +21,7 @@ use shoal::{Event, Socket, SocketIo};
 use shoal_engineio::{
     AllowedOrigins, CloseReason, Cors, Engine, EngineConfig, EngineHandler, EngineService, Message, OutPacket, Session,
 };
+use shoal_redis::membership::{LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 
 #[derive(Parser, Debug)]
@@ -41,6 +43,14 @@ struct Args {
     /// Key prefix of the Redis adapter's channels. [default: socket.io]
     #[arg(long, value_name = "KEY", requires = "redis")]
     redis_key: Option<String>,
+    /// Address other nodes reach this one at (`HOST:PORT`), announced in Redis with
+    /// `--redis` (nodes then forward the requests of each other's sessions).
+    /// [default: 127.0.0.1 (or --host) and the port]
+    #[arg(long, value_name = "HOST:PORT", requires = "redis")]
+    advertise: Option<String>,
+    /// Node id (4 characters of [A-Za-z0-9_-], or a name hashed to 4). [default: random]
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
 }
 
 /// Sends every message back as it came.
@@ -78,7 +88,12 @@ fn auth_then_handlers(socket: &Socket, with_messages: bool) {
     }
 }
 
-#[tokio::main]
+// One thread, like the Node servers the suites were written against: requests on
+// different connections are handled in the order they arrive. (The Engine.IO suite's
+// "forcefully closes the session" test sends a GET and a POST "close" at once and expects
+// the GET, sent first, to be answered before the session closes; with several threads the
+// POST can win the race, and the GET then gets 400, as it would on Node had it come second.)
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
@@ -87,6 +102,10 @@ async fn main() -> std::io::Result<()> {
     let ping_timeout = Duration::from_millis(200);
 
     let mut builder = SocketIo::builder();
+    if let Some(id) = &args.node_id {
+        builder = builder.node_id(shoal::NodeId::from_name(id));
+    }
+    let mut membership = None;
     if let Some(url) = &args.redis {
         let mut config = RedisAdapterConfig::new(url.as_str());
         if args.redis_mode.as_deref() == Some("sharded") {
@@ -95,10 +114,17 @@ async fn main() -> std::io::Result<()> {
         if let Some(key) = &args.redis_key {
             config = config.key(key.as_str());
         }
+        let (connection, key) = (config.connection.clone(), config.key.clone());
         let factory = RedisAdapterFactory::connect(config)
             .await
             .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
         builder = builder.adapter(factory);
+        let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start the membership: {e}")))?;
+        let directory = members.clone();
+        builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+        membership = Some(members);
     }
     let io = builder
         .ping_interval(ping_interval)
@@ -123,9 +149,24 @@ async fn main() -> std::io::Result<()> {
 
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("conformance server listening on {}", listener.local_addr()?);
-    shoal::serve_with(listener, io, echo, shoal::ServerConfig::default(), async {
+    let bound = listener.local_addr()?;
+    let announcer = match &membership {
+        Some(members) => {
+            let advertise = advertise_address(args.advertise.as_deref(), bound).await?;
+            let status = io.clone();
+            let status =
+                Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
+            Some(members.announce(LocalNode::new(io.node_id(), advertise), status).await)
+        }
+        None => None,
+    };
+    eprintln!("conformance server listening on {bound}");
+    let served = shoal::serve_with(listener, io, echo, shoal::ServerConfig::default(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await
+    .await;
+    if let Some(a) = &announcer {
+        a.leave().await;
+    }
+    served
 }

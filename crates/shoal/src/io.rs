@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use shoal_core::{AdapterFactory, LocalAdapterFactory, Room};
 use shoal_engineio::{
-    AllowedOrigins, CloseReason, CookieConfig, Cors, Engine, EngineLayer, EngineService, NodeId, NotFound, RequestInfo,
+    AllowedOrigins, CloseReason, CookieConfig, Cors, Engine, EngineLayer, EngineService, NodeDirectory, NodeId,
+    NotFound, RequestInfo,
 };
 use shoal_socketio_proto::Args;
 
@@ -325,6 +326,74 @@ impl SocketIo {
         self.inner.config.engine.node_id
     }
 
+    /// Starts draining this node: new connections are refused (the handshake gets HTTP
+    /// 503 `{"code":4,"message":"Server draining"}`, so clients retry, elsewhere behind a
+    /// load balancer), while the current ones keep working. Broadcasts, the adapter and
+    /// forwarding go on. Then [`SocketIo::close_sessions`] or
+    /// [`SocketIo::drain_and_close`] ends the remaining connections.
+    pub fn drain(&self) {
+        if !self.engine.is_draining() {
+            tracing::info!(node = %self.node_id(), connections = self.connection_count(), "draining");
+        }
+        self.engine.drain();
+    }
+
+    /// True once [`SocketIo::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.engine.is_draining()
+    }
+
+    /// Requests and WebSocket upgrades this node forwarded to the nodes owning their
+    /// sessions (0 when forwarding is off).
+    pub fn forwarded_requests(&self) -> u64 {
+        self.engine.forwarding_stats().map_or(0, |s| {
+            s.connects.load(std::sync::atomic::Ordering::Relaxed) + s.reused.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Closes every connection at the Engine.IO level (queued packets are flushed first,
+    /// then the Engine.IO close packet): the official client sees reason
+    /// "transport close" and reconnects (unlike a Socket.IO disconnect, reason "io server
+    /// disconnect", from which it does not). The adapters keep running.
+    pub fn close_sessions(&self) {
+        self.engine.close_all(CloseReason::ServerShuttingDown);
+    }
+
+    /// Waits until this node has no connection left, at most `timeout`; true if none is
+    /// left.
+    pub async fn wait_no_connections(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.engine.session_count() == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drains ([`SocketIo::drain`]), lets the current connections go on for up to
+    /// `grace` (they may leave on their own), then closes those left
+    /// ([`SocketIo::close_sessions`], clients reconnect elsewhere) and waits up to 10 s
+    /// for them to end. Returns the number of connections still open at the end (0
+    /// normally).
+    pub async fn drain_and_close(&self, grace: Duration) -> usize {
+        self.drain();
+        if !self.wait_no_connections(grace).await {
+            tracing::info!(
+                connections = self.connection_count(),
+                "drain grace over, closing the remaining connections"
+            );
+            self.close_sessions();
+            self.wait_no_connections(Duration::from_secs(10)).await;
+        }
+        let left = self.connection_count();
+        tracing::info!(connections = left, "drained");
+        left
+    }
+
     /// Shuts the server down: every connection is closed with reason
     /// "server shutting down" (queued packets are flushed first), then the adapters stop.
     /// Waits up to `timeout` for the connections to end.
@@ -474,6 +543,15 @@ impl SocketIoBuilder {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         self.config.engine.allow_request = Some(Arc::new(move |req| Box::pin(f(req))));
+        self
+    }
+
+    /// Forwards requests for other nodes' sessions to them (see
+    /// [`shoal_engineio::NodeDirectory`]; with the Redis membership:
+    /// `Arc::new(move |id| membership.address(id))`).
+    #[must_use]
+    pub fn node_directory(mut self, directory: Arc<dyn NodeDirectory>) -> Self {
+        self.config.engine.node_directory = Some(directory);
         self
     }
 

@@ -39,6 +39,14 @@
 //! - Rooms and broadcasts go through an adapter ([`shoal_core::Adapter`]): in memory by
 //!   default, Redis or the embedded cluster adapter to span processes and machines.
 //!
+//! # Many nodes
+//! Session and socket ids start with the node id ([`SocketIo::node_id`]). With a
+//! [`NodeDirectory`] ([`SocketIoBuilder::node_directory`], e.g. the Redis membership), a
+//! node forwards the requests of other nodes' sessions to their owner, so any
+//! round-robin load balancer works. [`SocketIo::drain`] refuses new connections while the
+//! current ones go on, and [`SocketIo::drain_and_close`] then closes them so that clients
+//! reconnect elsewhere.
+//!
 //! # Limits and slow clients
 //! Every client has a bounded send queue (`max_buffered_packets`, 8192, and
 //! `max_buffered_bytes`, 8 MiB). When it is full, a volatile packet is dropped and any
@@ -72,7 +80,7 @@ pub use socket::Socket;
 
 pub use shoal_core::{AckResponse, AdapterError, Room, SocketInfo};
 pub use shoal_engineio::{
-    AllowedOrigins, BoxError, CookieConfig, Cors, NodeId, NotFound, RemoteAddr, RequestInfo, Sid, TransportKind,
-    server::ServerConfig,
+    AllowedOrigins, BoxError, CookieConfig, Cors, NodeDirectory, NodeId, NotFound, RemoteAddr, RequestInfo, Sid,
+    TransportKind, X_SHOAL_FORWARDED, server::ServerConfig,
 };
 pub use shoal_socketio_proto::Args;

@@ -17,6 +17,7 @@ pub mod echo;
 pub mod fanout;
 pub mod handshake;
 pub mod idle;
+pub mod poll;
 pub mod soak;
 
 /// The server under test.
