@@ -2,7 +2,6 @@
 //! upstreams from `--upstream` or from the nodes' membership in Redis (`--redis`).
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -231,25 +230,7 @@ pub(crate) fn run(args: &BalanceArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(args, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::run_logged(filter, serve(args, config))
 }
 
 async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
@@ -284,7 +265,7 @@ async fn serve(args: &BalanceArgs, config: BalancerConfig) -> Result<(), String>
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
     let shutdown =
-        crate::signals::shutdown_signal("draining").map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        shoal_cluster::shutdown_signal("draining").map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let run = balancer.serve(listener, shutdown);
     // scripts and tests wait for this line
     tracing::info!("shoal balance listening on http://{addr}");

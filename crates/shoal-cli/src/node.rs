@@ -4,7 +4,6 @@
 //! (crate `shoal-cluster`). (The module is not called `serve` so that its log target
 //! differs from the library's `shoal::serve`: this binary is also named `shoal`.)
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,7 +15,7 @@ use std::pin::Pin;
 
 use shoal::{ServerConfig, SocketIo};
 use shoal_cluster::{Cluster, Role, WorkerContext};
-use shoal_redis::membership::{Announcer, LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
+use shoal_redis::membership::{Announcer, Membership, MembershipConfig, NodeStatus};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
@@ -42,30 +41,9 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = if config.worker_count() > 1 {
-        runtime.block_on(cluster(config))
-    } else {
-        runtime.block_on(serve(config, None))
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::run_logged(filter, async move {
+        if config.worker_count() > 1 { cluster(config).await } else { serve(config, None).await }
+    })
 }
 
 /// `--check-config`: prints the merged configuration (valid TOML, with the demo
@@ -112,7 +90,7 @@ async fn cluster(config: ServeConfig) -> Result<(), String> {
     let cluster = builder.build().map_err(|e| e.to_string())?;
     let shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = match role {
         Role::Primary => Box::pin(
-            crate::signals::shutdown_signal("shutting down gracefully")
+            shoal_cluster::shutdown_signal("shutting down gracefully")
                 .map_err(|e| format!("cannot install signal handlers: {e}"))?,
         ),
         // a worker stops when the primary tells it (WorkerContext::shutdown)
@@ -190,7 +168,7 @@ async fn serve(config: ServeConfig, worker: Option<WorkerContext>) -> Result<(),
             let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
                 .await
                 .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-            let signalled = crate::signals::shutdown_signal("shutting down gracefully")
+            let signalled = shoal_cluster::shutdown_signal("shutting down gracefully")
                 .map_err(|e| format!("cannot install signal handlers: {e}"))?;
             (listener, Box::pin(signalled))
         }
@@ -203,11 +181,14 @@ async fn serve(config: ServeConfig, worker: Option<WorkerContext>) -> Result<(),
                 (true, Some(a)) => Some(format!("{}:{}", a.rsplit_once(':').map_or(a, |(host, _)| host), addr.port())),
                 (_, a) => a.map(str::to_owned),
             };
-            let advertise = advertise_address(configured.as_deref(), addr).await.map_err(|e| e.to_string())?;
             let status = io.clone();
             let status =
                 Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
-            let announcer = members.announce(LocalNode::new(io.node_id(), advertise), status).await;
+            let announcer = members
+                .announce_at(io.node_id(), configured.as_deref(), addr, status)
+                .await
+                .map_err(|e| e.to_string())?;
+            let advertise = announcer.node().addr;
             tracing::info!(node = %io.node_id(), %advertise, "announced in Redis; forwarding between nodes on");
             Some(Arc::new(announcer))
         }

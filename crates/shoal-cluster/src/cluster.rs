@@ -311,7 +311,7 @@ impl Cluster {
         match Role::current()? {
             Role::Worker(index) => self.run_worker(index, worker).await,
             Role::Primary => {
-                let shutdown = crate::signals::shutdown_signal()
+                let shutdown = crate::signals::shutdown_signal("shutting down gracefully")
                     .map_err(|source| ClusterError::Io { what: "cannot install signal handlers", source })?;
                 self.run_primary(Box::pin(shutdown)).await
             }

@@ -97,6 +97,7 @@ pub use cluster::{Cluster, ClusterBuilder, ClusterConfig, default_workers};
 pub use driver::{EmbeddedDriver, EmbeddedDriverConfig};
 pub use errors::{ClusterError, FrameError};
 pub use shoal_balance::Strategy;
+pub use signals::shutdown_signal;
 pub use worker::{ENV_BROKER, ENV_NODE_ID, ENV_TOKEN, ENV_WORKER, Role, WorkerContext};
 
 /// Completes once the flag is raised (or its sender is gone).

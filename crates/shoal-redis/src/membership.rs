@@ -430,6 +430,23 @@ impl Membership {
         Announcer::spawn(self.client.clone(), false, self.config.clone(), node, status).await
     }
 
+    /// Announces node `id`, listening on `bound`, at the address [`advertise_address`]
+    /// makes of `configured` and `bound`; the first announcement has been tried when this
+    /// returns.
+    ///
+    /// # Errors
+    /// When `configured` does not resolve.
+    pub async fn announce_at(
+        &self,
+        id: NodeId,
+        configured: Option<&str>,
+        bound: SocketAddr,
+        status: StatusFn,
+    ) -> std::io::Result<Announcer> {
+        let advertise = advertise_address(configured, bound).await?;
+        Ok(self.announce(LocalNode::new(id, advertise), status).await)
+    }
+
     /// The connection settings this watcher uses.
     pub fn connection(&self) -> &RedisConnection {
         &self.conn

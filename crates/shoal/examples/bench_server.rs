@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shoal::{Args as EventArgs, Event, Namespace, NodeId, Socket, SocketIo};
 use shoal_cluster::Cluster;
-use shoal_redis::membership::{LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
+use shoal_redis::membership::{Membership, MembershipConfig, NodeStatus};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -218,11 +218,10 @@ async fn run(args: &Args) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
     let announcer = match &membership {
         Some(members) => {
-            let advertise = advertise_address(args.advertise.as_deref(), bound).await?;
             let status = io.clone();
             let status =
                 Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
-            Some(members.announce(LocalNode::new(io.node_id(), advertise), status).await)
+            Some(members.announce_at(io.node_id(), args.advertise.as_deref(), bound, status).await?)
         }
         None => None,
     };

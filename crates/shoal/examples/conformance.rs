@@ -21,7 +21,7 @@ use shoal::{Event, Socket, SocketIo};
 use shoal_engineio::{
     AllowedOrigins, CloseReason, Cors, Engine, EngineConfig, EngineHandler, EngineService, Message, OutPacket, Session,
 };
-use shoal_redis::membership::{LocalNode, Membership, MembershipConfig, NodeStatus, advertise_address};
+use shoal_redis::membership::{Membership, MembershipConfig, NodeStatus};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
 
 #[derive(Parser, Debug)]
@@ -152,11 +152,10 @@ async fn main() -> std::io::Result<()> {
     let bound = listener.local_addr()?;
     let announcer = match &membership {
         Some(members) => {
-            let advertise = advertise_address(args.advertise.as_deref(), bound).await?;
             let status = io.clone();
             let status =
                 Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
-            Some(members.announce(LocalNode::new(io.node_id(), advertise), status).await)
+            Some(members.announce_at(io.node_id(), args.advertise.as_deref(), bound, status).await?)
         }
         None => None,
     };

@@ -95,7 +95,7 @@ impl Handshake {
         }
         let mut m = Map::new();
         m.insert("headers".into(), Value::Object(headers));
-        m.insert("time".into(), Value::String(http_date(self.request.time())));
+        m.insert("time".into(), Value::String(node_date(self.request.time())));
         m.insert("address".into(), Value::String(self.address().map_or_else(String::new, |a| a.ip().to_string())));
         m.insert("xdomain".into(), Value::Bool(self.xdomain()));
         m.insert("secure".into(), Value::Bool(self.secure()));
@@ -107,9 +107,10 @@ impl Handshake {
     }
 }
 
-/// Formats a time as an RFC 7231 date (Node prints `Date.toString()`; this is close and
-/// unambiguous).
-fn http_date(t: SystemTime) -> String {
+/// Formats a time as Node's `Date.prototype.toString()` does on a server whose time zone
+/// is UTC (`Tue Nov 14 2023 22:13:20 GMT+0000 (Coordinated Universal Time)`): the shape
+/// of `handshake.time` that Node servers exchange, which `new Date(…)` parses back.
+fn node_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = secs / 86_400;
     let rem = secs % 86_400;
@@ -126,7 +127,16 @@ fn http_date(t: SystemTime) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", WD[(days % 7) as usize], d, MO[(m - 1) as usize], y, h, mi, s)
+    format!(
+        "{} {} {:02} {:04} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
+        WD[(days % 7) as usize],
+        MO[(m - 1) as usize],
+        d,
+        y,
+        h,
+        mi,
+        s
+    )
 }
 
 #[cfg(test)]
@@ -136,8 +146,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), "Tue, 14 Nov 2023 22:13:20 GMT");
-        assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        // the strings are what `TZ=UTC node -e 'console.log(new Date(ms).toString())'` prints
+        let utc = "GMT+0000 (Coordinated Universal Time)";
+        assert_eq!(node_date(UNIX_EPOCH), format!("Thu Jan 01 1970 00:00:00 {utc}"));
+        assert_eq!(node_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), format!("Tue Nov 14 2023 22:13:20 {utc}"));
+        assert_eq!(node_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), format!("Tue Feb 29 2000 00:00:00 {utc}"));
     }
 }
