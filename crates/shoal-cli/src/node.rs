@@ -46,6 +46,25 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     })
 }
 
+/// `first`, or the first id `draw` gives that is not `taken` (at most 64 draws: with 24-bit
+/// ids, a run of 64 taken ids means the membership is not what it seems, and ids stay
+/// usable anyway, only ambiguous for forwarding).
+fn free_node_id(
+    first: shoal::NodeId,
+    taken: impl Fn(shoal::NodeId) -> bool,
+    mut draw: impl FnMut() -> shoal::NodeId,
+) -> shoal::NodeId {
+    let mut id = first;
+    for _ in 0..64 {
+        if !taken(id) {
+            return id;
+        }
+        id = draw();
+    }
+    tracing::warn!(node = %id, "could not draw a node id that no live node has");
+    id
+}
+
 /// `--check-config`: prints the merged configuration (valid TOML, with the demo
 /// directory found as a comment), then whether it is valid.
 fn check(config: &ServeConfig) -> ExitCode {
@@ -105,6 +124,7 @@ async fn serve(config: ServeConfig, worker: Option<WorkerContext>) -> Result<(),
     if let Some(ctx) = &worker {
         settings.engine.node_id = ctx.node_id();
     }
+    let drawn_id = settings.engine.node_id;
     let mut builder = SocketIo::builder().config(settings);
     let mut membership = None;
     let is_worker = worker.is_some();
@@ -140,6 +160,14 @@ async fn serve(config: ServeConfig, worker: Option<WorkerContext>) -> Result<(),
         let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
             .await
             .map_err(|e| format!("cannot start the membership ({url}): {e}"))?;
+        if config.node_id.is_none() {
+            // a random id that a live node of this deployment already has: draw another
+            let id = free_node_id(drawn_id, |id| members.get(id).is_some(), shoal::NodeId::random);
+            if id != drawn_id {
+                tracing::info!(taken = %drawn_id, node = %id, "random node id already in use; drew another");
+            }
+            builder = builder.node_id(id);
+        }
         let directory = members.clone();
         builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
         membership = Some(members);
@@ -319,5 +347,27 @@ mod tests {
         assert_eq!(browsable("0.0.0.0:3000".parse().unwrap()), "127.0.0.1:3000".parse().unwrap());
         assert_eq!(browsable("[::]:80".parse().unwrap()), "[::1]:80".parse().unwrap());
         assert_eq!(browsable("10.1.2.3:3000".parse().unwrap()), "10.1.2.3:3000".parse().unwrap());
+    }
+
+    #[test]
+    fn random_node_ids_avoid_the_ones_in_use() {
+        let ids: Vec<shoal::NodeId> = ["aaaa", "bbbb", "cccc", "dddd"].iter().map(|s| s.parse().unwrap()).collect();
+        let taken = |id: shoal::NodeId| id == ids[0] || id == ids[1];
+        // free at once: kept, nothing drawn
+        assert_eq!(free_node_id(ids[2], taken, || panic!("drew for a free id")), ids[2]);
+        // taken: the draws go on past the taken ones
+        let mut next = ids[1..].iter().copied();
+        assert_eq!(free_node_id(ids[0], taken, || next.next().unwrap()), ids[2]);
+        // everything taken: gives up after a bounded number of draws
+        let mut draws = 0;
+        let id = free_node_id(
+            ids[0],
+            |_| true,
+            || {
+                draws += 1;
+                ids[3]
+            },
+        );
+        assert_eq!((id, draws), (ids[3], 64));
     }
 }
