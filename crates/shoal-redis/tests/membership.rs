@@ -1,6 +1,7 @@
 //! Membership over a real redis-server: announcers seen by a watcher, a node that stops
 //! heartbeating expires, one that leaves is dropped at once, a node started later appears,
-//! load and draining changes propagate, and the watcher survives a Redis restart.
+//! load and draining changes propagate, the watcher survives a Redis restart, and on a
+//! Redis Cluster the watcher finds the nodes whose keys are on every master.
 //!
 //! Needs `redis-server` (`scripts/deps`).
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use shoal_core::NodeId;
 use shoal_redis::RedisConnection;
 use shoal_redis::membership::{Announcer, LocalNode, Membership, MembershipConfig, NodeInfo, NodeStatus, StatusFn};
-use shoal_testkit::RedisServer;
+use shoal_testkit::{RedisCluster, RedisServer};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
@@ -149,5 +150,53 @@ async fn watcher_survives_a_redis_restart() {
     other.leave().await;
     me.leave().await;
     until(&watcher, Duration::from_secs(3), "both gone", |n| n.is_empty()).await;
+    watcher.close().await;
+}
+
+/// On a 3-master Redis Cluster the nodes' keys land on different masters: a watcher started
+/// after the announcers finds every one (a SCAN on each master), a node started later
+/// appears (PUBLISH reaches subscribers on every master), and one that leaves is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3).await;
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port()).collect();
+    let url = format!("redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}", ports[0], ports[1], ports[2]);
+    let conn = RedisConnection::new(url);
+    // announcements far apart, so that what the watcher knows at once comes from its scan
+    let config =
+        MembershipConfig::default().prefix("cl").interval(Duration::from_secs(30)).expiry(Duration::from_secs(90));
+
+    // enough nodes that their keys spread over the three masters (checked below)
+    let names: Vec<String> = (0..12).map(|i| format!("n{i:03}")).collect();
+    let mut announcers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let s = Arc::new(Status::default());
+        let a = Announcer::start(&conn, config.clone(), LocalNode::new(id(name), addr(6000 + i as u16)), s.func())
+            .await
+            .unwrap();
+        announcers.push(a);
+    }
+    let mut masters_used = std::collections::HashSet::new();
+    for name in &names {
+        masters_used.insert(cluster.node_for_key(&format!("cl:node:{name}")).await.port());
+    }
+    assert_eq!(masters_used.len(), 3, "the keys are on every master");
+
+    let watcher = Membership::connect(&conn, config.clone()).await.unwrap();
+    let known = watcher.nodes();
+    let missing: Vec<&String> = names.iter().filter(|s| !has(&known, s)).collect();
+    assert!(missing.is_empty(), "not found by the scan of every master: {missing:?}");
+    assert_eq!(watcher.address(id("n011")), Some(addr(6011)));
+
+    let s = Arc::new(Status::default());
+    let late = Announcer::start(&conn, config.clone(), LocalNode::new(id("late"), addr(6100)), s.func()).await.unwrap();
+    until(&watcher, Duration::from_secs(5), "the later node", |n| has(n, "late")).await;
+
+    late.leave().await;
+    until(&watcher, Duration::from_secs(3), "the later node gone after leave", |n| !has(n, "late")).await;
+    for a in &announcers {
+        a.leave().await;
+    }
+    until(&watcher, Duration::from_secs(3), "all gone", |n| n.is_empty()).await;
     watcher.close().await;
 }
