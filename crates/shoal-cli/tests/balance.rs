@@ -3,184 +3,43 @@
 //!
 //! Needs redis-server (scripts/deps), Node.js and `npm ci --prefix tests/js-redis`.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shoal_balance::{Balancer, HealthConfig, NodeId, Strategy};
 use shoal_testkit::{NodeProcess, RedisServer};
+use support::{Answer, Shoal, read_response, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
-
-/// A `shoal` child process (`serve` or `balance`), killed on drop.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
+/// `shoal serve` on a free loopback port with node id `id` and Redis `redis`.
+fn serve_node(id: &str, redis: &str, extra: &[&str]) -> Shoal {
+    Shoal::serve(&[&["--node-id", id, "--redis", redis][..], extra].concat())
 }
 
-impl Proc {
-    /// Starts `shoal <args>` and waits for the log line containing `marker` followed by
-    /// the bound address.
-    fn start(args: &[&str], marker: &str) -> Proc {
-        let mut child = Command::new(SHOAL)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .env_remove("SHOAL_REDIS_URL")
-            .spawn()
-            .expect("spawn shoal");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("SHOAL_TEST_LOG").is_some() {
-                    eprintln!("{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        let addr = loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
-                        break addr.parse().unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("shoal {args:?}: no {marker:?} line; log so far:\n{}", seen.join("\n"));
-                }
-            }
-        };
-        Proc { child, addr, lines }
+/// `shoal balance` on a free loopback port in front of `nodes`.
+fn balancer(nodes: &[&Shoal], extra: &[&str]) -> Shoal {
+    let ups: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let mut args = vec!["--host", "127.0.0.1", "--port", "0"];
+    for u in &ups {
+        args.push("--upstream");
+        args.push(u);
     }
-
-    /// `shoal serve` on a free loopback port with node id `id` and Redis `redis`.
-    fn node(id: &str, redis: &str, extra: &[&str]) -> Proc {
-        let mut args = vec!["serve", "--host", "127.0.0.1", "--port", "0", "--node-id", id, "--redis", redis];
-        args.extend_from_slice(extra);
-        Proc::start(&args, "shoal listening on http://")
-    }
-
-    /// `shoal balance` on a free loopback port in front of `nodes`.
-    fn balance(nodes: &[&Proc], extra: &[&str]) -> Proc {
-        let ups: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
-        let mut args = vec!["balance", "--host", "127.0.0.1", "--port", "0"];
-        for u in &ups {
-            args.push("--upstream");
-            args.push(u);
-        }
-        args.extend_from_slice(extra);
-        Proc::start(&args, "shoal balance listening on http://")
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{signal} failed");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.kill();
-        }
-    }
-}
-
-/// A raw HTTP/1.1 response.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// Reads one response (Content-Length body, or up to EOF) from `s`.
-async fn read_response(s: &mut TcpStream) -> Option<Resp> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let status = head.split(' ').nth(1)?.parse().ok()?;
-            let len = head.lines().find_map(|l| {
-                let l = l.to_ascii_lowercase();
-                l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-            });
-            match len {
-                Some(len) => {
-                    while buf.len() < end + 4 + len {
-                        let n = s.read(&mut chunk).await.ok()?;
-                        if n == 0 {
-                            return None;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-                    return Some(Resp { status, head, body });
-                }
-                None => {
-                    let _ = s.read_to_end(&mut buf).await;
-                    let body = String::from_utf8_lossy(&buf[end + 4..]).into_owned();
-                    return Some(Resp { status, head, body });
-                }
-            }
-        }
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    args.extend_from_slice(extra);
+    Shoal::balance(&args)
 }
 
 /// One request on a fresh connection; `extra` are more header lines (each ending `\r\n`).
-async fn request(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &str) -> Resp {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+async fn request(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &str) -> Answer {
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.unwrap();
+    let mut s = send(addr, &req).await;
     tokio::time::timeout(Duration::from_secs(60), read_response(&mut s))
         .await
         .expect("a response within 60 s")
@@ -191,7 +50,7 @@ async fn request(addr: SocketAddr, method: &str, path: &str, extra: &str, body: 
 async fn handshake(addr: SocketAddr, extra: &str) -> String {
     let r = request(addr, "GET", "/socket.io/?EIO=4&transport=polling", extra, "").await;
     assert_eq!(r.status, 200, "handshake: {r:?}");
-    sid_of(&r.body)
+    sid_of(&r.text())
 }
 
 fn sid_of(body: &str) -> String {
@@ -247,11 +106,11 @@ fn assert_no_trouble(p: &mut NodeProcess, what: &str) {
 async fn three_nodes_polling_and_websocket_clients_through_balance() {
     let redis = RedisServer::start().await;
     let nodes = [
-        Proc::node("aaa1", &redis.url(), &[]),
-        Proc::node("bbb2", &redis.url(), &[]),
-        Proc::node("ccc3", &redis.url(), &[]),
+        serve_node("aaa1", &redis.url(), &[]),
+        serve_node("bbb2", &redis.url(), &[]),
+        serve_node("ccc3", &redis.url(), &[]),
     ];
-    let bal = Proc::balance(&[&nodes[0], &nodes[1], &nodes[2]], &[]);
+    let bal = balancer(&[&nodes[0], &nodes[1], &nodes[2]], &[]);
     let mut polling = clients().await;
     let mut ws = clients().await;
     const N: usize = 300;
@@ -328,7 +187,7 @@ async fn three_nodes_polling_and_websocket_clients_through_balance() {
     }
     assert_no_trouble(&mut polling, "polling clients");
     assert_no_trouble(&mut ws, "WebSocket clients");
-    let log = bal.log().join("\n");
+    let log = bal.new_lines().join("\n");
     assert!(!log.contains("ERROR"), "balancer log:\n{log}");
     eprintln!("sessions per node (polling, websocket): {per_node:?}");
 }
@@ -340,12 +199,12 @@ async fn three_nodes_polling_and_websocket_clients_through_balance() {
 async fn header_hash_routes_each_client_ip_to_one_node() {
     let redis = RedisServer::start().await;
     let nodes = [
-        Proc::node("aaa1", &redis.url(), &[]),
-        Proc::node("bbb2", &redis.url(), &[]),
-        Proc::node("ccc3", &redis.url(), &[]),
+        serve_node("aaa1", &redis.url(), &[]),
+        serve_node("bbb2", &redis.url(), &[]),
+        serve_node("ccc3", &redis.url(), &[]),
     ];
     let all = [&nodes[0], &nodes[1], &nodes[2]];
-    let bal = Proc::balance(&all, &["--strategy", "header-hash", "--on-missing", "refuse"]);
+    let bal = balancer(&all, &["--strategy", "header-hash", "--on-missing", "refuse"]);
     let mut owners: HashMap<String, HashSet<String>> = HashMap::new();
     for round in 0..4 {
         for c in 0..25 {
@@ -365,14 +224,14 @@ async fn header_hash_routes_each_client_ip_to_one_node() {
 
     let r = request(bal.addr, "GET", "/socket.io/?EIO=4&transport=polling", "", "").await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.body.contains("x-forwarded-for"), "{r:?}");
+    assert!(r.text().contains("x-forwarded-for"), "{r:?}");
     // requests with a sid do not need the header
     let sid = handshake(bal.addr, "X-Forwarded-For: 198.51.100.1\r\n").await;
     let r = request(bal.addr, "POST", &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"), "", "40").await;
     assert_eq!(r.status, 200, "{r:?}");
 
     // --header-hop -1: the last hop decides
-    let last = Proc::balance(&all, &["--strategy", "header-hash", "--header-hop", "-1"]);
+    let last = balancer(&all, &["--strategy", "header-hash", "--header-hop", "-1"]);
     let mut owner = HashSet::new();
     for c in 0..10 {
         let sid = handshake(last.addr, &format!("X-Forwarded-For: 203.0.113.{c}, 192.0.2.7\r\n")).await;
@@ -381,7 +240,7 @@ async fn header_hash_routes_each_client_ip_to_one_node() {
     assert_eq!(owner.len(), 1, "{owner:?}");
 
     // fallback: a missing header still gets a session
-    let fallback = Proc::balance(&all, &["--strategy", "header-hash", "--on-missing", "fallback"]);
+    let fallback = balancer(&all, &["--strategy", "header-hash", "--on-missing", "fallback"]);
     let mut seen = HashSet::new();
     for _ in 0..9 {
         seen.insert(handshake(fallback.addr, "").await[..4].to_owned());
@@ -393,13 +252,12 @@ async fn header_hash_routes_each_client_ip_to_one_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_clean_errors() {
     let redis = RedisServer::start().await;
-    let node = Proc::node("aaa1", &redis.url(), &[]);
-    let bal = Proc::balance(&[&node], &["--header-read-timeout", "1000", "--max-header-bytes", "8192"]);
+    let node = serve_node("aaa1", &redis.url(), &[]);
+    let bal = balancer(&[&node], &["--header-read-timeout", "1000", "--max-header-bytes", "8192"]);
     let addr = bal.addr;
 
     // garbage request line
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"\x16\x03\x01 hello there\r\n\r\n").await.unwrap();
+    let mut s = send(addr, "\x16\x03\x01 hello there\r\n\r\n").await;
     let r = tokio::time::timeout(Duration::from_secs(10), read_response(&mut s)).await.unwrap();
     assert_eq!(r.map(|r| r.status), Some(400));
 
@@ -409,8 +267,7 @@ async fn malformed_requests_get_clean_errors() {
         "POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
         "GET / HTTP/9.9\r\nHost: x\r\n\r\n",
     ] {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(raw.as_bytes()).await.unwrap();
+        let mut s = send(addr, raw).await;
         let r = tokio::time::timeout(Duration::from_secs(10), read_response(&mut s)).await.unwrap();
         let status = r.map(|r| r.status);
         assert!(matches!(status, Some(400 | 505)), "{raw:?}: {status:?}");
@@ -429,13 +286,13 @@ async fn malformed_requests_get_clean_errors() {
     let unknown = r#"{"code":1,"message":"Session ID unknown"}"#;
     for sid in ["short", "zzzzAAAAAAAAAAAAAAAA", "aaa1AAAAAAAA%2FAAAAAA", ""] {
         let r = request(addr, "GET", &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"), "", "").await;
-        assert_eq!((r.status, r.body.as_str()), (400, unknown), "sid {sid:?}");
+        assert_eq!((r.status, r.text().as_str()), (400, unknown), "sid {sid:?}");
         assert!(r.head.to_ascii_lowercase().contains("content-type: application/json"), "{r:?}");
     }
     // WebSocket upgrade with a sid of an unknown node
     let ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let r = request(addr, "GET", "/socket.io/?EIO=4&transport=websocket&sid=zzzzAAAAAAAAAAAAAAAA", ws, "").await;
-    assert_eq!((r.status, r.body.as_str()), (400, unknown));
+    assert_eq!((r.status, r.text().as_str()), (400, unknown));
     // a session of the node's that it no longer knows: the node's own 400
     let r = request(addr, "GET", "/socket.io/?EIO=4&transport=polling&sid=aaa1AAAAAAAAAAAAAAAA", "", "").await;
     assert_eq!(r.status, 400);
@@ -473,9 +330,9 @@ async fn malformed_requests_get_clean_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_killed_added_and_drained_while_clients_run() {
     let redis = RedisServer::start().await;
-    let mut n1 = Proc::node("aaa1", &redis.url(), &[]);
-    let n2 = Proc::node("bbb2", &redis.url(), &[]);
-    let n3 = Proc::node("ccc3", &redis.url(), &[]);
+    let mut n1 = serve_node("aaa1", &redis.url(), &[]);
+    let n2 = serve_node("bbb2", &redis.url(), &[]);
+    let n3 = serve_node("ccc3", &redis.url(), &[]);
     let balancer = Balancer::builder()
         .strategy(Strategy::RoundRobin)
         .upstream(n1.addr)
@@ -531,10 +388,10 @@ async fn nodes_killed_added_and_drained_while_clients_run() {
         assert!(!sid.starts_with("aaa1"), "new session on the dead node: {sid}");
     }
     let r = request(addr, "GET", &format!("/socket.io/?EIO=4&transport=polling&sid={sid_on_n1}"), "", "").await;
-    assert_eq!((r.status, r.body.as_str()), (400, r#"{"code":1,"message":"Session ID unknown"}"#));
+    assert_eq!((r.status, r.text().as_str()), (400, r#"{"code":1,"message":"Session ID unknown"}"#));
 
     // add node 4 while the other clients go on
-    let n4 = Proc::node("ddd4", &redis.url(), &[]);
+    let n4 = serve_node("ddd4", &redis.url(), &[]);
     ups.add_addr(n4.addr);
     wait_until("node 4 in rotation", || ups.eligible_count() == 3).await;
     let mut on_n4 = 0;
@@ -586,27 +443,23 @@ async fn nodes_killed_added_and_drained_while_clients_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let redis = RedisServer::start().await;
-    let node = Proc::node("aaa1", &redis.url(), &["--ping-interval", "3000"]);
-    let mut bal = Proc::balance(&[&node], &["--drain-timeout", "20000"]);
+    let node = serve_node("aaa1", &redis.url(), &["--ping-interval", "3000"]);
+    let mut bal = balancer(&[&node], &["--drain-timeout", "20000"]);
     let sid = handshake(bal.addr, "").await;
     // join namespace / so the session lives, then hold a long-poll GET
     let r = request(bal.addr, "POST", &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"), "", "40").await;
     assert_eq!(r.status, 200);
     let r = request(bal.addr, "GET", &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"), "", "").await;
     assert_eq!(r.status, 200, "{r:?}"); // the CONNECT answer
-    let mut held = TcpStream::connect(bal.addr).await.unwrap();
-    held.write_all(
-        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let held =
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut held = send(bal.addr, &held).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     bal.signal("TERM");
     // the held request completes (with the node's ping, within its 3 s ping interval)
     let r = tokio::time::timeout(Duration::from_secs(30), read_response(&mut held)).await.unwrap().expect("a response");
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.body.starts_with('2'), "a ping: {r:?}");
+    assert!(r.text().starts_with('2'), "a ping: {r:?}");
     let status = bal.wait_exit(Duration::from_secs(30)).expect("exits after the drain");
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(bal.addr).await.is_err(), "still accepting after exit");
@@ -627,12 +480,10 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_membership_drives_the_upstreams() {
     let redis = RedisServer::start().await;
-    let mut n1 = Proc::node("aaa1", &redis.url(), &[]);
-    let n2 = Proc::node("bbb2", &redis.url(), &[]);
-    let bal = Proc::start(
-        &["balance", "--host", "127.0.0.1", "--port", "0", "--redis", &redis.url(), "--strategy", "round-robin"],
-        "shoal balance listening on http://",
-    );
+    let mut n1 = serve_node("aaa1", &redis.url(), &[]);
+    let n2 = serve_node("bbb2", &redis.url(), &[]);
+    let bal =
+        Shoal::balance(&["--host", "127.0.0.1", "--port", "0", "--redis", &redis.url(), "--strategy", "round-robin"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = HashSet::new();
     while seen.len() < 2 {
@@ -657,7 +508,7 @@ async fn redis_membership_drives_the_upstreams() {
         .collect();
 
     // node 3 starts and announces itself: it takes new sessions
-    let n3 = Proc::node("ccc3", &redis.url(), &[]);
+    let n3 = serve_node("ccc3", &redis.url(), &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !handshake(bal.addr, "").await.starts_with("ccc3") {
         assert!(Instant::now() < deadline, "node 3 never took a session");
@@ -681,7 +532,7 @@ async fn redis_membership_drives_the_upstreams() {
     while !log.iter().any(|l: &String| l.contains("node left") && l.contains("aaa1")) {
         assert!(Instant::now() < deadline, "node 1 never left; balancer log:\n{}", log.join("\n"));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        log.extend(bal.log());
+        log.extend(bal.new_lines());
     }
     for _ in 0..6 {
         assert!(!handshake(bal.addr, "").await.starts_with("aaa1"));
@@ -698,7 +549,7 @@ async fn redis_membership_drives_the_upstreams() {
     while !log.iter().any(|l: &String| l.contains("upstream draining")) {
         assert!(Instant::now() < deadline, "node 2 never seen draining; balancer log:\n{}", log.join("\n"));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        log.extend(bal.log());
+        log.extend(bal.new_lines());
     }
     for _ in 0..9 {
         assert!(handshake(bal.addr, "").await.starts_with("ccc3"), "only node 3 takes new sessions");
@@ -719,14 +570,11 @@ async fn redis_membership_drives_the_upstreams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_the_same_port_with_reuse_port() {
     let redis = RedisServer::start().await;
-    let node = Proc::node("aaa1", &redis.url(), &[]);
-    let mut old = Proc::balance(&[&node], &["--reuse-port"]);
+    let node = serve_node("aaa1", &redis.url(), &[]);
+    let mut old = balancer(&[&node], &["--reuse-port"]);
     let port = old.addr.port().to_string();
     let up = node.addr.to_string();
-    let new = Proc::start(
-        &["balance", "--host", "127.0.0.1", "--port", &port, "--upstream", &up, "--reuse-port"],
-        "shoal balance listening on http://",
-    );
+    let new = Shoal::balance(&["--host", "127.0.0.1", "--port", &port, "--upstream", &up, "--reuse-port"]);
     assert_eq!(new.addr, old.addr);
     // a session made through the old one is served by the new one
     let sid = handshake(old.addr, "").await;

@@ -11,17 +11,18 @@
 //!
 //! Needs `npm ci --prefix tests/js-redis`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shoal_testkit::NodeProcess;
+use support::{Shoal, request_text, signal_pid, try_exchange};
 
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 /// How long anything expected may take (the machine is shared and loaded).
 const T: Duration = Duration::from_secs(30);
 
@@ -33,12 +34,8 @@ struct Worker {
     node: String,
 }
 
-/// A running `shoal serve --workers N`, killed (with its group) if the test fails.
-struct Primary {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
+/// A running `shoal serve --workers N`, killed (with its workers) if the test fails.
+struct Primary(Shoal);
 
 /// `key=value` of a tracing line.
 fn field(line: &str, key: &str) -> Option<String> {
@@ -48,50 +45,12 @@ fn field(line: &str, key: &str) -> Option<String> {
 }
 
 impl Primary {
-    /// Starts `shoal serve <args>` and waits until it listens and every worker served.
+    /// Starts `shoal serve --port 0 --host 127.0.0.1 <args>` and waits until it listens and
+    /// every worker served.
     fn start(args: &[&str]) -> Primary {
-        let mut child = Command::new(SHOAL)
-            .arg("serve")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shoal");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = log.clone();
-        // keep draining so no process blocks on a full pipe (workers share this stderr)
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("SHOAL_TEST_LOG").is_some() {
-                    eprintln!("[shoal] {line}");
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut p = Primary { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), log };
-        let line = p.wait_line(|l| l.contains("shoal listening on http://"));
-        let rest = line.split("shoal listening on http://").nth(1).unwrap();
-        p.addr = rest.split_whitespace().next().unwrap().parse().expect("address");
-        p.wait_line(|l| l.contains("cluster ready"));
-        p
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits for a log line matching `pred`; returns it.
-    fn wait_line(&self, mut pred: impl FnMut(&str) -> bool) -> String {
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
-                return l;
-            }
-            assert!(Instant::now() < deadline, "no such log line within {T:?}; log:\n{}", self.lines().join("\n"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let shoal = Shoal::serve_within(args, T);
+        shoal.wait_line(|l| l.contains("cluster ready"), T);
+        Primary(shoal)
     }
 
     /// The workers as last announced (`worker ready` lines), by index.
@@ -110,27 +69,19 @@ impl Primary {
         }
         out
     }
+}
 
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
+impl Deref for Primary {
+    type Target = Shoal;
+
+    fn deref(&self) -> &Shoal {
+        &self.0
     }
+}
 
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{signal} failed");
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+impl DerefMut for Primary {
+    fn deref_mut(&mut self) -> &mut Shoal {
+        &mut self.0
     }
 }
 
@@ -138,8 +89,7 @@ impl Drop for Primary {
     fn drop(&mut self) {
         let pids: Vec<u32> = self.workers().values().map(|w| w.pid).collect();
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.kill();
         }
         for pid in pids {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).stderr(Stdio::null()).status();
@@ -249,20 +199,8 @@ impl Clients {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_share_the_port_broadcasts_and_polling_sessions() {
-    let primary = Primary::start(&[
-        "--workers",
-        "3",
-        "--cluster-strategy",
-        "round-robin",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--node-id",
-        "Clu0",
-        "--log",
-        "info",
-    ]);
+    let primary =
+        Primary::start(&["--workers", "3", "--cluster-strategy", "round-robin", "--node-id", "Clu0", "--log", "info"]);
     let workers = primary.workers();
     assert_eq!(workers.len(), 3, "{workers:?}");
     let nodes: BTreeSet<String> = workers.values().map(|w| w.node.clone()).collect();
@@ -288,18 +226,7 @@ async fn workers_share_the_port_broadcasts_and_polling_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_restarted_and_its_clients_come_back() {
-    let primary = Primary::start(&[
-        "--workers",
-        "3",
-        "--cluster-strategy",
-        "round-robin",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--log",
-        "info",
-    ]);
+    let primary = Primary::start(&["--workers", "3", "--cluster-strategy", "round-robin", "--log", "info"]);
     let before = primary.workers();
     let mut c = Clients::start().await;
     let all = c.connect(&primary.url(), 9, &["websocket"], true).await;
@@ -309,8 +236,7 @@ async fn a_killed_worker_is_restarted_and_its_clients_come_back() {
     let victim = before[&1].clone();
     let on_victim: Vec<usize> = all.iter().copied().filter(|&i| c.node_of(i) == victim.node).collect();
     assert!(!on_victim.is_empty(), "round-robin put clients on worker 1");
-    let ok = Command::new("kill").arg("-9").arg(victim.pid.to_string()).status().unwrap();
-    assert!(ok.success());
+    signal_pid(victim.pid, "9");
 
     // restarted: a new pid for index 1
     let deadline = Instant::now() + T;
@@ -344,8 +270,7 @@ async fn a_killed_worker_is_restarted_and_its_clients_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_every_process_with_status_0() {
-    let mut primary =
-        Primary::start(&["--workers", "2", "--port", "0", "--host", "127.0.0.1", "--no-demo", "--log", "info"]);
+    let mut primary = Primary::start(&["--workers", "2", "--no-demo", "--log", "info"]);
     let pids: Vec<u32> = primary.workers().values().map(|w| w.pid).collect();
     assert_eq!(pids.len(), 2);
     let mut c = Clients::start().await;
@@ -355,7 +280,7 @@ async fn sigterm_stops_every_process_with_status_0() {
     assert_eq!(on.len(), 2, "clients on both workers: {:?}", c.ids);
 
     primary.signal("TERM");
-    let status = primary.wait(T).expect("the primary exits after SIGTERM");
+    let status = primary.wait_exit(T).expect("the primary exits after SIGTERM");
     assert!(status.success(), "exit status {status}");
     for pid in pids {
         wait_dead(pid);
@@ -370,11 +295,10 @@ async fn sigterm_stops_every_process_with_status_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_exit_when_the_primary_is_killed() {
-    let mut primary =
-        Primary::start(&["--workers", "2", "--port", "0", "--host", "127.0.0.1", "--no-demo", "--log", "info"]);
+    let mut primary = Primary::start(&["--workers", "2", "--no-demo", "--log", "info"]);
     let pids: Vec<u32> = primary.workers().values().map(|w| w.pid).collect();
     primary.signal("KILL");
-    primary.wait(T).expect("killed");
+    primary.wait_exit(T).expect("killed");
     // their stdin reached its end: they stop on their own, no orphan remains
     for pid in pids {
         wait_dead(pid);
@@ -386,36 +310,27 @@ async fn a_worker_failing_at_start_is_restarted_with_backoff() {
     // nothing listens on this port: every worker fails to reach Redis at start
     let dead = shoal_testkit::free_port();
     let redis = format!("redis://127.0.0.1:{dead}");
-    let mut child = Command::new(SHOAL)
-        .args(["serve", "--port", "0", "--host", "127.0.0.1", "--no-demo", "--redis", &redis])
-        .args(["--workers", "2", "--log", "info"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let mut primary = Shoal::spawn(&[
+        "serve",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--no-demo",
+        "--redis",
+        &redis,
+        "--workers",
+        "2",
+        "--log",
+        "info",
+    ]);
     // the backoff (100 ms doubling) makes about 5 restarts per worker in 4 s; a busy
     // loop would make hundreds
     std::thread::sleep(Duration::from_secs(4));
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + T;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the primary did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let _ = Command::new("kill").arg("-TERM").arg(primary.pid().to_string()).status();
+    let status = primary.wait_exit(T).expect("the primary did not stop");
     assert!(status.success(), "{status}");
-    let lines = log.lock().unwrap().clone();
+    let lines = primary.lines();
     let restarts: Vec<&String> =
         lines.iter().filter(|l| l.contains("worker exited; restarting it") && l.contains("index=0")).collect();
     assert!(restarts.len() >= 2, "worker 0 was restarted; log:\n{}", lines.join("\n"));
@@ -428,20 +343,8 @@ async fn a_worker_failing_at_start_is_restarted_with_backoff() {
 async fn with_redis_the_workers_share_broadcasts_through_redis() {
     let redis = shoal_testkit::RedisServer::start().await;
     let url = redis.url();
-    let primary = Primary::start(&[
-        "--workers",
-        "2",
-        "--cluster-strategy",
-        "round-robin",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--redis",
-        &url,
-        "--log",
-        "info",
-    ]);
+    let primary =
+        Primary::start(&["--workers", "2", "--cluster-strategy", "round-robin", "--redis", &url, "--log", "info"]);
     let nodes: BTreeSet<String> = primary.workers().values().map(|w| w.node.clone()).collect();
     assert_eq!(nodes.len(), 2);
     // each worker subscribed its own request channel in Redis: the classic adapter runs
@@ -461,44 +364,19 @@ async fn with_redis_the_workers_share_broadcasts_through_redis() {
 
 /// `GET path` over a new connection: the status code and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    http(addr, "GET", path, None).await
+    http(addr, "GET", path, "").await
 }
 
-/// `method path` (with a text `body` when given) over a new connection: the status code
-/// and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to the primary");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(body) = body {
-        req += &format!("Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    } else {
-        req += "\r\n";
-    }
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut raw)).await.expect("an answer").unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+/// `method path` (with a text `body` for a POST) over a new connection, answered within
+/// `T`: the status code (0 if the answer has none) and the body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let answer = try_exchange(addr, &request_text(addr, method, path, &[], body), T).await;
+    answer.map_or((0, String::new()), |a| (a.status, a.text()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_on_the_primary_drains_every_worker() {
-    let mut primary = Primary::start(&[
-        "--workers",
-        "2",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--no-demo",
-        "--drain-grace",
-        "1500",
-        "--log",
-        "info",
-    ]);
+    let mut primary = Primary::start(&["--workers", "2", "--no-demo", "--drain-grace", "1500", "--log", "info"]);
     let mut c = Clients::start().await;
     let all = c.connect(&primary.url(), 4, &["websocket"], false).await;
     let (status, _) = http_get(primary.addr, "/health").await;
@@ -524,9 +402,9 @@ async fn sigusr1_on_the_primary_drains_every_worker() {
         assert_eq!(v["reason"], "transport close", "{v}");
     }
     // the primary did not die of the signal; SIGTERM stops everything
-    assert!(primary.wait(Duration::from_millis(200)).is_none(), "the primary is still running");
+    assert!(primary.wait_exit(Duration::from_millis(200)).is_none(), "the primary is still running");
     primary.signal("TERM");
-    let status = primary.wait(T).expect("exits after SIGTERM");
+    let status = primary.wait_exit(T).expect("exits after SIGTERM");
     assert!(status.success(), "{status}");
 }
 
@@ -537,22 +415,7 @@ async fn sigusr1_on_the_primary_drains_every_worker() {
 async fn polling_sessions_work_through_another_cluster_host() {
     let redis = shoal_testkit::RedisServer::start().await;
     let url = redis.url();
-    let host = |id: &str| {
-        Primary::start(&[
-            "--workers",
-            "2",
-            "--node-id",
-            id,
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--redis",
-            &url,
-            "--log",
-            "info",
-        ])
-    };
+    let host = |id: &str| Primary::start(&["--workers", "2", "--node-id", id, "--redis", &url, "--log", "info"]);
     let a = host("hstA");
     let b = host("hstB");
     let a_nodes: BTreeSet<String> = a.workers().values().map(|w| w.node.clone()).collect();
@@ -579,7 +442,7 @@ async fn polling_sessions_work_through_another_cluster_host() {
         // (the other host's workers learn of A's workers from Redis within moments)
         let deadline = Instant::now() + T;
         loop {
-            let (status, body) = http(b.addr, "POST", &path, Some("40")).await;
+            let (status, body) = http(b.addr, "POST", &path, "40").await;
             if status == 200 {
                 assert_eq!(body, "ok");
                 break;

@@ -9,7 +9,6 @@
 //! Needs nginx and haproxy (`scripts/deps`; each case is skipped, loudly, when its binary
 //! is missing), `redis-server` and `npm ci --prefix tests/js-redis`.
 
-#[path = "support/nodes.rs"]
 mod support;
 
 use std::net::SocketAddr;
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shoal_testkit::{NodeProcess, RedisServer, free_port, repo_root};
-use support::{Node, SHOAL, get};
+use support::{SHOAL, Shoal, get};
 
 /// The number of clients of every case.
 const CLIENTS: usize = 300;
@@ -130,7 +129,7 @@ fn start_haproxy(binary: &Path, file: &str, nodes: &[SocketAddr]) -> Proxy {
 }
 
 /// Waits until every node answers `/health` through the proxy (each node has been seen).
-async fn wait_ready(proxy: &Proxy, nodes: &[Node]) {
+async fn wait_ready(proxy: &Proxy, nodes: &[Shoal]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if tokio::net::TcpStream::connect(proxy.addr).await.is_ok() {
@@ -164,7 +163,7 @@ enum Routing {
 }
 
 /// Requests forwarded by each node so far (from its `/health`).
-async fn forwarded(nodes: &[Node]) -> Vec<u64> {
+async fn forwarded(nodes: &[Shoal]) -> Vec<u64> {
     let mut out = Vec::new();
     for n in nodes {
         let answer = get(n.addr, "/health").await;
@@ -190,9 +189,9 @@ async fn run_case(kind: Kind, file: &str, with_credentials: bool, routing: Routi
     let _one = ONE_AT_A_TIME.lock().await;
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let nodes: Vec<Node> = ["dep1", "dep2", "dep3"]
+    let nodes: Vec<Shoal> = ["dep1", "dep2", "dep3"]
         .iter()
-        .map(|id| Node::start(&["--redis", &url, "--node-id", id, "--log", "warn,shoal::node=info"]))
+        .map(|id| Shoal::serve(&["--redis", &url, "--node-id", id, "--log", "warn,shoal::node=info"]))
         .collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let proxy = match kind {
@@ -332,10 +331,10 @@ async fn nginx_round_robin_drained_node_hands_its_clients_over() {
     let _one = ONE_AT_A_TIME.lock().await;
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let nodes: Vec<Node> = ["drA1", "drB2", "drC3"]
+    let nodes: Vec<Shoal> = ["drA1", "drB2", "drC3"]
         .iter()
         .map(|id| {
-            Node::start(&["--redis", &url, "--node-id", id, "--drain-grace", "2000", "--log", "warn,shoal::node=info"])
+            Shoal::serve(&["--redis", &url, "--node-id", id, "--drain-grace", "2000", "--log", "warn,shoal::node=info"])
         })
         .collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();

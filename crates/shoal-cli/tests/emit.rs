@@ -5,17 +5,17 @@
 //!
 //! Needs `redis-server` and the Node packages of `tests/js-redis`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shoal_bench::conn::WsClient;
 use shoal_testkit::{NodeProcess, RedisServer, RespConnection};
+use support::{SHOAL, Shoal, next_packet};
 
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 const WAIT: Duration = Duration::from_secs(5);
 
 /// Runs `shoal emit --redis URL <args>` to the end.
@@ -161,69 +161,15 @@ async fn emit_refuses_bad_input_with_a_clear_message() {
 
 // ----- shoal serve --redis ----------------------------------------------------------------
 
-/// A running `shoal serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    _lines: mpsc::Receiver<String>,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(SHOAL)
-            .args(["serve", "--port", "0", "--host", "127.0.0.1", "--demo-dir", "/nonexistent", "--log", "info"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shoal");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("shoal listening on http://").nth(1) {
-                        break rest.split_whitespace().next().unwrap_or_default().parse().unwrap();
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("no \"listening on\" line; log:\n{}", seen.join("\n"));
-                }
-            }
-        };
-        assert!(seen.iter().any(|l| l.contains("Redis adapter connected")), "{seen:?}");
-        Serve { child, addr, _lines: lines }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The next Socket.IO frame of a raw client (pings answered).
-async fn next_frame(ws: &mut WsClient) -> String {
-    loop {
-        let f = tokio::time::timeout(WAIT, ws.next_text()).await.expect("no frame").expect("connection");
-        if &f[..] == b"2" {
-            ws.queue_text(b"3");
-            ws.flush().await.unwrap();
-            continue;
-        }
-        return String::from_utf8_lossy(&f).into_owned();
-    }
+/// Starts `shoal serve --port 0 --host 127.0.0.1 --demo-dir /nonexistent --log info <args>`,
+/// waits (at most 30 s) for its "listening on" line and checks that its Redis adapter
+/// connected before.
+fn serve(args: &[&str]) -> Shoal {
+    let all = [&["--demo-dir", "/nonexistent", "--log", "info"][..], args].concat();
+    let shoal = Shoal::serve_within(&all, Duration::from_secs(30));
+    let startup = shoal.startup();
+    assert!(startup.iter().any(|l| l.contains("Redis adapter connected")), "{startup:?}");
+    shoal
 }
 
 /// A demo-chat client in room `lobby`.
@@ -232,7 +178,7 @@ async fn lobby_client(addr: SocketAddr) -> WsClient {
     ws.queue_text(br#"421["join","lobby"]"#);
     ws.flush().await.unwrap();
     loop {
-        let f = next_frame(&mut ws).await;
+        let f = next_packet(&mut ws, WAIT).await;
         if f == r#"431[{"ok":true,"room":"lobby"}]"# {
             return ws;
         }
@@ -242,7 +188,7 @@ async fn lobby_client(addr: SocketAddr) -> WsClient {
 /// Waits for a frame starting with `prefix`, skipping others.
 async fn expect_prefix(ws: &mut WsClient, prefix: &str) -> String {
     loop {
-        let f = next_frame(ws).await;
+        let f = next_packet(ws, WAIT).await;
         if f.starts_with(prefix) {
             return f;
         }
@@ -255,8 +201,8 @@ async fn serve_with_redis_forms_a_cluster() {
     let url = redis.url();
 
     // classic: two Shoal nodes, the demo chat crosses them, and `shoal emit` reaches both
-    let a = Serve::start(&["--redis", &url, "--redis-key", "demo"]);
-    let b = Serve::start(&["--redis", &url, "--redis-key", "demo"]);
+    let a = serve(&["--redis", &url, "--redis-key", "demo"]);
+    let b = serve(&["--redis", &url, "--redis-key", "demo"]);
     let deadline = Instant::now() + WAIT;
     while redis.numsub("demo-request#/#").await != 2 {
         assert!(Instant::now() < deadline, "the nodes do not both listen");
@@ -274,7 +220,7 @@ async fn serve_with_redis_forms_a_cluster() {
     }
 
     // sharded: a Shoal node and a Node server count each other
-    let c = Serve::start(&[
+    let c = serve(&[
         "--redis",
         &url,
         "--redis-mode",

@@ -4,7 +4,6 @@
 //!
 //! Needs `redis-server` (`scripts/deps`) and `npm ci --prefix tests/js-redis`.
 
-#[path = "support/nodes.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use shoal_bench::conn::WsClient;
 use shoal_testkit::{NodeProcess, RedisServer};
-use support::{Node, Polling, get, request};
+use support::{Polling, Shoal, get, next_packet, request};
 
 const UNKNOWN: &str = r#"{"code":1,"message":"Session ID unknown"}"#;
 
@@ -32,26 +31,16 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
-/// The next text frame that is not a heartbeat.
-async fn next_packet(ws: &mut WsClient) -> String {
-    loop {
-        let t = tokio::time::timeout(Duration::from_secs(20), ws.next_text()).await.expect("a frame in time").unwrap();
-        if &t[..] == b"2" {
-            ws.queue_text(b"3");
-            ws.flush().await.unwrap();
-            continue;
-        }
-        return String::from_utf8_lossy(&t).into_owned();
-    }
-}
+/// How long a WebSocket client waits for each frame.
+const FRAME_WITHIN: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_for_another_nodes_session_are_forwarded() {
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let mut a = Node::start(&["--redis", &url, "--node-id", "nodA"]);
-    let b = Node::start(&["--redis", &url, "--node-id", "nodB"]);
-    let _c = Node::start(&["--redis", &url, "--node-id", "nodC"]);
+    let mut a = Shoal::serve(&["--redis", &url, "--node-id", "nodA"]);
+    let b = Shoal::serve(&["--redis", &url, "--node-id", "nodB"]);
+    let _c = Shoal::serve(&["--redis", &url, "--node-id", "nodC"]);
     let (pa, pb) = (a.addr, b.addr);
 
     // handshake on A; Socket.IO connect and polls through B
@@ -94,7 +83,7 @@ async fn requests_for_another_nodes_session_are_forwarded() {
     let mut ws = WsClient::handshake(stream, &pb.to_string(), &path, 7).await.expect("101 through B");
     ws.queue_text(b"2probe");
     ws.flush().await.unwrap();
-    assert_eq!(next_packet(&mut ws).await, "3probe");
+    assert_eq!(next_packet(&mut ws, FRAME_WITHIN).await, "3probe");
     ws.queue_text(b"5");
     ws.queue_text(br#"421["join","w1"]"#);
     ws.flush().await.unwrap();
@@ -102,7 +91,7 @@ async fn requests_for_another_nodes_session_are_forwarded() {
     let mut seen = Vec::new();
     while !seen.iter().any(|p: &String| p == r#"431[{"ok":true,"room":"w1"}]"#) {
         assert!(seen.len() < 5, "no acknowledgement over the tunnel: {seen:?}");
-        seen.push(next_packet(&mut ws).await);
+        seen.push(next_packet(&mut ws, FRAME_WITHIN).await);
     }
 
     // A dies: B answers 400 code 1 for its sessions (the client reconnects elsewhere)
@@ -131,7 +120,7 @@ async fn drain_refuses_new_sessions_keeps_old_ones_then_closes_them() {
     let redis = RedisServer::start().await;
     let url = redis.url();
     let node =
-        Node::start(&["--redis", &url, "--node-id", "drn1", "--drain-grace", "4000", "--log", "info,shoal=debug"]);
+        Shoal::serve(&["--redis", &url, "--node-id", "drn1", "--drain-grace", "4000", "--log", "info,shoal=debug"]);
     let base = format!("http://{}", node.addr);
 
     let health = get(node.addr, "/health").await;

@@ -149,7 +149,10 @@ mod tests {
         // the strings are what `TZ=UTC node -e 'console.log(new Date(ms).toString())'` prints
         let utc = "GMT+0000 (Coordinated Universal Time)";
         assert_eq!(node_date(UNIX_EPOCH), format!("Thu Jan 01 1970 00:00:00 {utc}"));
-        assert_eq!(node_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000)), format!("Tue Nov 14 2023 22:13:20 {utc}"));
+        assert_eq!(
+            node_date(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            format!("Tue Nov 14 2023 22:13:20 {utc}")
+        );
         assert_eq!(node_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), format!("Tue Feb 29 2000 00:00:00 {utc}"));
     }
 }
