@@ -147,6 +147,10 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// Emits to the other nodes' server-side handlers and collects their answers.
+    ///
+    /// # Errors
+    /// [`AdapterError::AckTimeout`], with the answers received, when not every other node
+    /// answered within `timeout`; [`AdapterError::Unavailable`] when the broker is down.
     fn server_side_emit_with_ack(
         &self,
         args: Args,

@@ -697,7 +697,7 @@ impl Adapter for ClassicAdapter {
                                 });
                             }
                         }
-                        _ => return Err(AdapterError::Timeout),
+                        _ => return Err(AdapterError::AckTimeout { responses: out, expected }),
                     }
                 }
                 Ok(out)

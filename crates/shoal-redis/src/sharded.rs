@@ -486,13 +486,27 @@ impl ShardedAdapter {
     }
 
     /// Publishes a request on the main channel and gathers `expected` answers within
-    /// `timeout`.
+    /// `timeout`; [`AdapterError::Timeout`] if they do not all come.
     async fn request(
         &self,
         build: impl FnOnce(String) -> Body,
         expected: usize,
         timeout: Duration,
     ) -> Result<Vec<Body>, AdapterError> {
+        match self.gather(build, expected, timeout).await? {
+            (answers, true) => Ok(answers),
+            (_, false) => Err(AdapterError::Timeout),
+        }
+    }
+
+    /// Publishes a request on the main channel and gathers at most `expected` answers
+    /// within `timeout`: the answers, and whether they all came.
+    async fn gather(
+        &self,
+        build: impl FnOnce(String) -> Body,
+        expected: usize,
+        timeout: Duration,
+    ) -> Result<(Vec<Body>, bool), AdapterError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let rid = self.register(Pending::Collect(tx))?;
@@ -502,10 +516,10 @@ impl ShardedAdapter {
             while answers.len() < expected {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(a)) => answers.push(a),
-                    _ => return Err(AdapterError::Timeout),
+                    _ => return Ok((answers, false)),
                 }
             }
-            Ok(answers)
+            Ok((answers, true))
         }
         .await;
         self.unregister(&rid);
@@ -744,15 +758,16 @@ impl Adapter for ShardedAdapter {
             if expected == 0 {
                 return Ok(Vec::new());
             }
-            let answers =
-                self.request(|rid| Body::ServerSideEmit { args, request_id: Some(rid) }, expected, timeout).await?;
-            Ok(answers
+            let (answers, complete) =
+                self.gather(|rid| Body::ServerSideEmit { args, request_id: Some(rid) }, expected, timeout).await?;
+            let responses: Vec<AckResponse> = answers
                 .into_iter()
                 .filter_map(|a| match a {
                     Body::ServerSideEmitResponse { value, .. } => Some(AckResponse { socket: None, args: value }),
                     _ => None,
                 })
-                .collect())
+                .collect();
+            if complete { Ok(responses) } else { Err(AdapterError::AckTimeout { responses, expected }) }
         })
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use shoal::{Args, BroadcastAckError};
+use shoal_core::AdapterError;
 use shoal_testkit::RedisServer;
 use support::{Clients, Monitor, ShoalNode, broadcast_event, decode, describe, once, sorted, wait_until};
 
@@ -406,13 +407,16 @@ async fn server_side_emit_all_rooms_and_server_count() {
     assert_eq!(sorted(r.iter().map(|x| x.args.values[0].as_str().unwrap())), vec!["A", "C"]);
     assert!(a.events.named("/", "sse").is_empty() && a.events.named("/", "sse-ack").is_empty(), "not to itself");
 
-    // one node does not answer: timeout
+    // one node does not answer: timeout, with the answers that came (Node's `err.responses`)
     c.silent.store(true, Ordering::Release);
     let t0 = Instant::now();
     let err = a.io.of("/").server_side_emit_with_ack("sse-ack", &4, Duration::from_secs(1)).await.unwrap_err();
     let waited = t0.elapsed();
     assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(3), "{waited:?}");
     assert!(format!("{err}").contains("timed out"), "{err}");
+    let shoal::SendError::Adapter(AdapterError::AckTimeout { responses, expected }) = err else { panic!("{err:?}") };
+    assert_eq!(expected, 2);
+    assert_eq!(sorted(responses.iter().map(|x| x.args.values[0].as_str().unwrap())), vec!["B"]);
     c.silent.store(false, Ordering::Release);
 
     // all rooms: every room of every node, socket-id rooms included

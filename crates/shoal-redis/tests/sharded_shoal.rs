@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use shoal::NamespaceMatcher;
 use shoal::errors::BroadcastAckError;
+use shoal::{Args, NamespaceMatcher};
+use shoal_core::AdapterError;
 use shoal_redis::SubscriptionMode;
 use support::{Broker, Clients, ShoalNode, T, bin, on_connect, wait_until};
 
@@ -115,6 +116,14 @@ async fn acks_and_server_side_emits_cross_nodes() {
         want.sort();
         assert_eq!(names, want);
     }
+    // one node does not answer: timeout, with the answers that came (Node's `err.responses`)
+    nodes[1].io.of("/").on_server_event("sse-part", |_args: Args| Some(Args::single(&"B").unwrap()));
+    nodes[2].io.of("/").on_server_event("sse-part", |_args: Args| None);
+    let err =
+        nodes[0].io.of("/").server_side_emit_with_ack("sse-part", &0, Duration::from_millis(700)).await.unwrap_err();
+    let shoal::SendError::Adapter(AdapterError::AckTimeout { responses, expected }) = err else { panic!("{err:?}") };
+    assert_eq!(expected, 2);
+    assert_eq!(responses.iter().map(|a| a.args.values[0].clone()).collect::<Vec<_>>(), vec![json!("B")]);
     // without ack: each other node once, not the sender
     nodes[1].io.of("/").server_side_emit("sse", &json!({"from": "B"})).unwrap();
     for k in [0, 2] {

@@ -548,10 +548,13 @@ impl Namespace {
         self.0.adapter().server_side_emit(args).map_err(SendError::from)
     }
 
-    /// Emits to the server-side handlers of the other nodes and collects their answers.
+    /// Emits to the server-side handlers of the other nodes and collects their answers
+    /// (one per node), waiting at most `timeout`.
     ///
     /// # Errors
-    /// When the data cannot be serialized or the broker cannot be reached.
+    /// When the data cannot be serialized or the broker cannot be reached; when not every
+    /// node answered in time, [`shoal_core::AdapterError::AckTimeout`] (inside
+    /// [`SendError::Adapter`]) with the answers that came.
     pub async fn server_side_emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,
