@@ -225,7 +225,7 @@ impl Emitter {
     /// # Errors
     /// [`EmitterError::Redis`] when the URL is invalid or Redis cannot be reached.
     pub async fn connect(url: &str, config: EmitterConfig) -> Result<Emitter, EmitterError> {
-        let driver = FredDriver::connect(&RedisConnection::new(url)).await?;
+        let driver = FredDriver::connect_publisher(&RedisConnection::new(url)).await?;
         Ok(Emitter::new(driver, config))
     }
 

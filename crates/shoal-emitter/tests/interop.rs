@@ -18,7 +18,7 @@ use shoal::{Args, Event, Socket, SocketIo};
 use shoal_bench::conn::WsClient;
 use shoal_emitter::{Emitter, EmitterConfig, EmitterMode, SubscriptionMode};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode};
-use shoal_testkit::{NodeProcess, RedisCluster, RedisServer};
+use shoal_testkit::{NodeProcess, RedisCluster, RedisServer, RespValue};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -452,4 +452,30 @@ async fn node_servers_on_a_redis_cluster_deliver_rust_emitter_messages() {
         EmitterMode::Sharded { subscription: SubscriptionMode::Dynamic },
     )
     .await;
+}
+
+/// An emitter only publishes: it holds one Redis connection, not a subscriber as well, and
+/// it still publishes (a subscriber of the main channel gets the packet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitter_holds_one_connection() {
+    let redis = RedisServer::start().await;
+    let clients = async || -> Vec<String> {
+        let list = redis.cmd(&["CLIENT", "LIST"]).await.unwrap();
+        let text = list.as_str().unwrap_or_default().to_owned();
+        // every client but the one asking
+        text.lines().filter(|l| !l.contains("cmd=client|list") && !l.is_empty()).map(str::to_owned).collect()
+    };
+    assert!(clients().await.is_empty(), "{:?}", clients().await);
+    let emitter = Emitter::connect(&redis.url(), EmitterConfig::default()).await.unwrap();
+    let open = clients().await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let mut sub = redis.connect().await.unwrap();
+    sub.send(&["SUBSCRIBE", "socket.io#/#"]).await.unwrap();
+    let _confirmation = sub.read().await.unwrap();
+    emitter.emit("e", &1).await.unwrap();
+    let message = sub.read().await.unwrap();
+    let RespValue::Array(parts) = message else { panic!("{message:?}") };
+    assert_eq!(parts[0].as_str(), Some("message"));
+    assert!(!parts[2].as_bytes().unwrap().is_empty());
+    emitter.close().await;
 }

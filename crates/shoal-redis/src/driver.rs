@@ -124,10 +124,10 @@ struct PublishCmd {
 }
 
 /// [`Driver`] over Redis, with the `fred` client: one connection publishes (pipelined,
-/// in order), one subscribes.
+/// in order), one subscribes (none for a publish-only driver, as an emitter uses).
 pub struct FredDriver {
     publisher: Client,
-    subscriber: SubscriberClient,
+    subscriber: Option<SubscriberClient>,
     queue: mpsc::Sender<PublishCmd>,
     router: Arc<router_cell::RouterCell>,
     stats: Arc<DriverStats>,
@@ -241,6 +241,19 @@ impl FredDriver {
     /// # Errors
     /// When the URL is invalid or the first connection fails.
     pub async fn connect(conn: &RedisConnection) -> Result<Arc<FredDriver>, AdapterError> {
+        FredDriver::start(conn, true).await
+    }
+
+    /// Like [`FredDriver::connect`], with the publishing connection only: for a process
+    /// that only publishes (an emitter). Subscribing through it is an error.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the first connection fails.
+    pub async fn connect_publisher(conn: &RedisConnection) -> Result<Arc<FredDriver>, AdapterError> {
+        FredDriver::start(conn, false).await
+    }
+
+    async fn start(conn: &RedisConnection, subscribing: bool) -> Result<Arc<FredDriver>, AdapterError> {
         // one attempt per command (in fred_builder): a publish is delivered now or fails,
         // never replayed after a reconnection (pub/sub messages are worthless seconds
         // late); the subscriptions are restored by this driver, not by retries
@@ -248,74 +261,25 @@ impl FredDriver {
         builder
             .with_performance_config(|p| p.broadcast_channel_capacity = 8192)
             .with_connection_config(|c| c.max_command_buffer_len = 100_000);
-        let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
         let publisher = builder.build().map_err(unavailable)?;
         publisher.init().await.map_err(unavailable)?;
-        subscriber.init().await.map_err(unavailable)?;
-
         let stats = Arc::new(DriverStats::default());
         let router = Arc::new(router_cell::RouterCell::default());
-
-        // receiving loop
-        let mut rx = subscriber.message_rx();
-        let (r2, s2) = (router.clone(), stats.clone());
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(msg) => {
-                        s2.received.fetch_add(1, Ordering::Relaxed);
-                        let payload = match msg.value {
-                            Value::Bytes(b) => b,
-                            Value::String(s) => s.into_inner(),
-                            other => match other.as_bytes() {
-                                Some(b) => Bytes::copy_from_slice(b),
-                                None => continue,
-                            },
-                        };
-                        if let Some(r) = r2.get() {
-                            r(&msg.channel, payload);
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        s2.lagged.fetch_add(n, Ordering::Relaxed);
-                        tracing::error!(lost = n, "redis adapter fell behind: messages lost");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
         let wanted: Arc<parking_lot::Mutex<Wanted>> = Arc::default();
-        let mut reconnects = subscriber.reconnect_rx();
-        let (s3, sub3, w3) = (stats.clone(), subscriber.clone(), wanted.clone());
-        tokio::spawn(async move {
-            // after a reconnection the connection has no subscription: restore the wanted set
-            while reconnects.recv().await.is_ok() {
-                s3.reconnects.fetch_add(1, Ordering::Relaxed);
-                w3.lock().dirty = true;
-                resync(&sub3, &w3).await;
-                tracing::info!("redis subscriber reconnected; subscriptions restored");
-            }
-        });
-        let (sub4, w4) = (subscriber.clone(), wanted.clone());
-        tokio::spawn(async move {
-            // retry subscriptions that failed while Redis was unreachable
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
-                if Arc::strong_count(&w4) == 1 {
-                    break;
+        let subscriber = if subscribing {
+            let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
+            subscriber.init().await.map_err(unavailable)?;
+            FredDriver::receive(&subscriber, &router, &stats, &wanted);
+            Some(subscriber)
+        } else {
+            let mut errors = publisher.error_rx();
+            tokio::spawn(async move {
+                while let Ok((e, _)) = errors.recv().await {
+                    tracing::warn!(cause = %e, "redis connection error");
                 }
-                if w4.lock().dirty && sub4.is_connected() {
-                    resync(&sub4, &w4).await;
-                }
-            }
-        });
-        let mut errors = subscriber.error_rx();
-        tokio::spawn(async move {
-            while let Ok((e, _)) = errors.recv().await {
-                tracing::warn!(cause = %e, "redis connection error");
-            }
-        });
+            });
+            None
+        };
 
         // publishing loop: batches of what is queued go out as one pipeline, in order
         let (tx, mut qrx) = mpsc::channel::<PublishCmd>(conn.publish_queue.max(1));
@@ -393,6 +357,83 @@ impl FredDriver {
     }
 }
 
+impl FredDriver {
+    /// Starts the tasks of the subscribing connection: messages to the router, the wanted
+    /// subscriptions restored after a reconnection and retried after failures, errors
+    /// logged.
+    fn receive(
+        subscriber: &SubscriberClient,
+        router: &Arc<router_cell::RouterCell>,
+        stats: &Arc<DriverStats>,
+        wanted: &Arc<parking_lot::Mutex<Wanted>>,
+    ) {
+        // receiving loop
+        let mut rx = subscriber.message_rx();
+        let (r2, s2) = (router.clone(), stats.clone());
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(msg) => {
+                        s2.received.fetch_add(1, Ordering::Relaxed);
+                        let payload = match msg.value {
+                            Value::Bytes(b) => b,
+                            Value::String(s) => s.into_inner(),
+                            other => match other.as_bytes() {
+                                Some(b) => Bytes::copy_from_slice(b),
+                                None => continue,
+                            },
+                        };
+                        if let Some(r) = r2.get() {
+                            r(&msg.channel, payload);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        s2.lagged.fetch_add(n, Ordering::Relaxed);
+                        tracing::error!(lost = n, "redis adapter fell behind: messages lost");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        let mut reconnects = subscriber.reconnect_rx();
+        let (s3, sub3, w3) = (stats.clone(), subscriber.clone(), wanted.clone());
+        tokio::spawn(async move {
+            // after a reconnection the connection has no subscription: restore the wanted set
+            while reconnects.recv().await.is_ok() {
+                s3.reconnects.fetch_add(1, Ordering::Relaxed);
+                w3.lock().dirty = true;
+                resync(&sub3, &w3).await;
+                tracing::info!("redis subscriber reconnected; subscriptions restored");
+            }
+        });
+        let (sub4, w4) = (subscriber.clone(), wanted.clone());
+        tokio::spawn(async move {
+            // retry subscriptions that failed while Redis was unreachable
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                if Arc::strong_count(&w4) == 1 {
+                    break;
+                }
+                if w4.lock().dirty && sub4.is_connected() {
+                    resync(&sub4, &w4).await;
+                }
+            }
+        });
+        let mut errors = subscriber.error_rx();
+        tokio::spawn(async move {
+            while let Ok((e, _)) = errors.recv().await {
+                tracing::warn!(cause = %e, "redis connection error");
+            }
+        });
+    }
+}
+
+/// The error of subscribing through a publish-only driver.
+fn publish_only() -> AdapterError {
+    AdapterError::Other("this Redis driver only publishes (FredDriver::connect_publisher)".into())
+}
+
 impl Driver for FredDriver {
     fn publish(&self, channel: String, payload: Bytes, sharded: bool) -> Result<(), AdapterError> {
         self.enqueue(PublishCmd { channel, payload, sharded, done: None })
@@ -419,7 +460,8 @@ impl Driver for FredDriver {
                 .collect()
         };
         Box::pin(async move {
-            let r = apply(&self.subscriber, &first, true, self.command_timeout).await;
+            let Some(subscriber) = &self.subscriber else { return Err(publish_only()) };
+            let r = apply(subscriber, &first, true, self.command_timeout).await;
             if r.is_err() {
                 // restored by the retry task once Redis answers
                 self.wanted.lock().dirty = true;
@@ -448,7 +490,8 @@ impl Driver for FredDriver {
         Box::pin(async move {
             // a failure leaves nothing behind: a new connection starts with no
             // subscription and only the wanted set is restored on it
-            apply(&self.subscriber, &last, false, self.command_timeout).await
+            let Some(subscriber) = &self.subscriber else { return Err(publish_only()) };
+            apply(subscriber, &last, false, self.command_timeout).await
         })
     }
 
@@ -504,7 +547,9 @@ impl Driver for FredDriver {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.subscriber.quit().await;
+            if let Some(subscriber) = &self.subscriber {
+                let _ = subscriber.quit().await;
+            }
             let _ = self.publisher.quit().await;
         })
     }
