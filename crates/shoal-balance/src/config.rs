@@ -1,8 +1,11 @@
 //! Settings of the balancer: the strategy for new sessions, limits, health checks.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
+use shoal_engineio_proto::NodeId;
 use shoal_proxy::ProxyConfig;
 
 use crate::error::BalanceError;
@@ -79,6 +82,30 @@ pub enum ForeignSids {
     /// e.g. cluster mode's primary in front of its workers while other hosts' workers own
     /// some sessions.
     Delegate,
+}
+
+/// Where a node that is not an upstream listens, by node id (e.g. from the membership in
+/// Redis): requests for its sessions are forwarded straight to it (see
+/// [`BalancerConfig::directory`]).
+#[derive(Clone)]
+pub struct Directory(Arc<dyn Fn(NodeId) -> Option<SocketAddr> + Send + Sync>);
+
+impl Directory {
+    /// A directory answering with `lookup`.
+    pub fn new(lookup: impl Fn(NodeId) -> Option<SocketAddr> + Send + Sync + 'static) -> Directory {
+        Directory(Arc::new(lookup))
+    }
+
+    /// The address of node `id`, if known.
+    pub fn address(&self, id: NodeId) -> Option<SocketAddr> {
+        (self.0)(id)
+    }
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Directory(..)")
+    }
 }
 
 /// Active health checks against each upstream's `GET /health`.
@@ -158,6 +185,11 @@ pub struct BalancerConfig {
     /// Requests whose sid names a node that is not an upstream. Default
     /// [`ForeignSids::Refuse`].
     pub foreign_sids: ForeignSids,
+    /// Nodes that are not upstreams but own sessions (other hosts' nodes): a request whose
+    /// sid names a node the directory knows goes straight to it, marked
+    /// `x-shoal-forwarded` so that it is not forwarded again; `foreign_sids` applies to
+    /// the nodes it does not know. Default none.
+    pub directory: Option<Directory>,
     /// Path prefix of Engine.IO requests, routed by their `sid`. Default `/socket.io/`.
     pub path: String,
     /// Largest request head (request line and headers) accepted from a client, in bytes;
@@ -191,6 +223,7 @@ impl Default for BalancerConfig {
             strategy: Strategy::default(),
             on_missing: OnMissing::default(),
             foreign_sids: ForeignSids::default(),
+            directory: None,
             path: "/socket.io/".to_owned(),
             max_header_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),

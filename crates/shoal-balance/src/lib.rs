@@ -73,7 +73,7 @@ pub mod ring;
 mod server;
 mod upstreams;
 
-pub use config::{BalancerConfig, ForeignSids, HealthConfig, OnMissing, Strategy};
+pub use config::{BalancerConfig, Directory, ForeignSids, HealthConfig, OnMissing, Strategy};
 pub use error::BalanceError;
 pub use server::{Balancer, BalancerBuilder, BalancerStats};
 pub use shoal_engineio_proto::NodeId;

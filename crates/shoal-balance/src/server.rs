@@ -50,6 +50,9 @@ pub struct BalancerStats {
     pub upstream_errors: AtomicU64,
     /// Client connections closed for idling or for a request head arriving too slowly.
     pub timed_out: AtomicU64,
+    /// Requests forwarded straight to a node that is not an upstream, found in the
+    /// [`crate::Directory`].
+    pub direct: AtomicU64,
 }
 
 /// Builds a [`Balancer`].
@@ -75,6 +78,12 @@ impl BalancerBuilder {
     /// What to do when the hashed header or cookie is missing (default fall back).
     pub fn on_missing(mut self, m: OnMissing) -> Self {
         self.config.on_missing = m;
+        self
+    }
+    /// Nodes that are not upstreams, where requests for their sessions go straight (see
+    /// [`BalancerConfig::directory`]).
+    pub fn directory(mut self, d: crate::Directory) -> Self {
+        self.config.directory = Some(d);
         self
     }
     /// What to do with sids of nodes that are not upstreams (default refuse).
@@ -437,6 +446,9 @@ async fn handle(
         Route::Sid(sid) => {
             let up = match shared.upstreams.by_node(sid.node()) {
                 Some(up) => up,
+                None if let Some(addr) = shared.config.directory.as_ref().and_then(|d| d.address(sid.node())) => {
+                    return forward_to_owner(shared, req, addr, &fwd).await;
+                }
                 None if shared.config.foreign_sids == ForeignSids::Delegate => {
                     // an upstream forwards it to the owner
                     let Some(up) = pick(shared, &Key::None, &[]) else {
@@ -469,6 +481,30 @@ async fn handle(
         Route::New(key) => new_session(shared, req, key, &fwd, &in_flight).await,
     }
 }
+
+/// A request for a session of a node that is not an upstream, straight to that node's
+/// address (from the directory), marked so that the node does not forward it again.
+async fn forward_to_owner(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    fwd: &Forwarding,
+) -> Response<ProxyBody> {
+    shared.stats.direct.fetch_add(1, Ordering::Relaxed);
+    req.headers_mut().insert(X_SHOAL_FORWARDED, http::HeaderValue::from_static("1"));
+    match shared.pool.forward(addr, req, fwd, None).await {
+        Ok(r) => r,
+        Err(e) if e.retry_safe() => {
+            tracing::debug!(%addr, cause = %e, "owner of the sid unreachable");
+            unknown_sid(shared)
+        }
+        Err(e) => upstream_error(shared, &e),
+    }
+}
+
+/// Marks a request forwarded to the node that owns its session (as Shoal nodes mark the
+/// requests they forward to each other).
+const X_SHOAL_FORWARDED: http::HeaderName = http::HeaderName::from_static("x-shoal-forwarded");
 
 fn upstream_error(shared: &Shared, e: &ProxyError) -> Response<ProxyBody> {
     shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);

@@ -16,7 +16,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use shoal_balance::{Balancer, ForeignSids, HealthConfig, NodeId, Strategy};
+use shoal_balance::{Balancer, Directory, ForeignSids, HealthConfig, NodeId, Strategy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -61,6 +61,7 @@ async fn mock(id: &'static str, report_id: bool) -> Mock {
                             req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("-"),
                             req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("-")
                         );
+                        let marked = req.headers().get("x-shoal-forwarded").map(|v| v.as_bytes().to_vec());
                         let mut r = if req.uri().path() == "/health" {
                             let body = if report_id {
                                 format!(r#"{{"status":"ok","node":"{id}"}}"#)
@@ -111,6 +112,10 @@ async fn mock(id: &'static str, report_id: bool) -> Mock {
                         };
                         r.headers_mut().insert("x-node", id.parse().unwrap());
                         r.headers_mut().insert("x-seen-forwarded", forwarded.parse().unwrap());
+                        if let Some(m) = marked {
+                            r.headers_mut()
+                                .insert("x-seen-shoal-forwarded", hyper::header::HeaderValue::from_bytes(&m).unwrap());
+                        }
                         Ok::<_, Infallible>(r)
                     }
                 });
@@ -551,4 +556,42 @@ async fn sids_of_other_nodes_are_refused_or_delegated_as_configured() {
         let _ = stop.send(());
         task.await.unwrap();
     }
+}
+
+/// With a directory, a sid of a node that is not an upstream goes straight to the address
+/// the directory gives, marked `x-shoal-forwarded` (so that the node does not forward it
+/// again); a node the directory does not know falls back to `foreign_sids`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sids_of_nodes_in_the_directory_go_straight_to_them() {
+    let a = mock("aaaa", true).await;
+    let z = mock("zzzz", true).await;
+    let z_addr = z.addr;
+    let bal = Balancer::builder()
+        .upstream(a.addr)
+        .health(fast_health())
+        .directory(Directory::new(move |id| (id.to_string() == "zzzz").then_some(z_addr)))
+        .build()
+        .unwrap();
+    let (addr, stop, task) = serve(&bal).await;
+    wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /socket.io/?EIO=4&transport=polling&sid=zzzzAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("x-node: zzzz"), "{answer}");
+    assert!(answer.contains("x-seen-shoal-forwarded: 1"), "{answer}");
+    assert_eq!(bal.stats().direct.load(Ordering::Relaxed), 1);
+    // a node the directory does not know: refused (the default foreign_sids)
+    let (status, body) = exchange(&mut s, "/socket.io/?EIO=4&transport=polling&sid=yyyyAAAAAAAAAAAAAAAA").await;
+    assert_eq!((status, body.as_str()), (400, r#"{"code":1,"message":"Session ID unknown"}"#));
+    // the upstream's own sessions are routed as before
+    let sid = handshake(&mut s).await;
+    let (status, body) = exchange(&mut s, &format!("/socket.io/?EIO=4&transport=polling&sid={sid}")).await;
+    assert_eq!((status, body.as_str()), (200, "aaaa"));
+    let _ = stop.send(());
+    task.await.unwrap();
 }

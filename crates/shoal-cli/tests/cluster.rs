@@ -455,6 +455,19 @@ async fn polling_sessions_work_through_another_cluster_host() {
         assert!(body.starts_with("40{\"sid\":"), "the namespace CONNECT answer, from the owner: {body}");
     }
 
+    // host B's primary sent them straight to their owner on host A (found in the
+    // membership): none of B's workers had to forward one
+    for node in &b_nodes {
+        let key = format!("socket.io:node:{node}");
+        let entry = redis.cmd(&["GET", key.as_str()]).await.expect("GET the node's key");
+        let entry: Value = serde_json::from_str(entry.as_str().expect("the node's entry")).expect("JSON entry");
+        let addr: SocketAddr = entry["addr"].as_str().expect("addr").parse().expect("address");
+        let (status, body) = http_get(addr, "/health").await;
+        assert_eq!(status, 200, "{body}");
+        let health: Value = serde_json::from_str(&body).expect("health JSON");
+        assert_eq!(health["forwarded"], 0, "worker {node} of host B forwarded: {health}");
+    }
+
     // a sid no host owns is still refused cleanly
     let (status, body) = http_get(b.addr, "/socket.io/?EIO=4&transport=polling&sid=zzzzAAAAAAAAAAAAAAAA").await;
     assert_eq!(status, 400, "{body}");

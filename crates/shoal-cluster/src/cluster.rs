@@ -6,11 +6,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use shoal::NodeId;
-use shoal_balance::{BalancerConfig, ForeignSids, HealthConfig, Strategy};
+use shoal_balance::{BalancerConfig, Directory, ForeignSids, HealthConfig, Strategy};
+use shoal_redis::membership::{Membership, MembershipConfig};
 use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -429,8 +430,32 @@ impl Cluster {
         let (front_stop_tx, front_stop) = watch::channel(false);
         let strategy = config.balancer.strategy.name();
         let mut balancer = config.balancer.clone();
-        if config.redis.is_some() {
-            // sessions of other hosts' workers: a worker forwards them to their owner
+        // sessions of other hosts' workers go straight to their owner, found in the
+        // membership the workers announce themselves in; until the primary watches it
+        // (Redis unreachable at start), and for nodes not known yet, a worker forwards them
+        let membership: Arc<OnceLock<Arc<Membership>>> = Arc::default();
+        let mut watching = None;
+        if let Some(redis) = &config.redis {
+            let (slot, conn) = (membership.clone(), redis.connection.clone());
+            let settings = MembershipConfig::default().prefix(redis.key.clone());
+            watching = Some(tokio::spawn(async move {
+                let mut delay = Duration::from_millis(100);
+                loop {
+                    match Membership::connect(&conn, settings.clone()).await {
+                        Ok(m) => {
+                            let _ = slot.set(m);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(cause = %e, retry_in = ?delay, "cannot watch the membership in Redis yet");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+            }));
+            let directory = membership.clone();
+            balancer.directory = Some(Directory::new(move |id| directory.get().and_then(|m| m.address(id))));
             balancer.foreign_sids = ForeignSids::Delegate;
         }
         let (rotation, mut front) = crate::front::start(listener, balancer, front_stop)?;
@@ -529,6 +554,12 @@ impl Cluster {
         }
         dispatch.abort();
         announce.abort();
+        if let Some(w) = watching {
+            w.abort();
+        }
+        if let Some(m) = membership.get() {
+            m.close().await;
+        }
         broker.shutdown().await;
         tracing::info!("shoal stopped");
         match front_failed {
