@@ -27,16 +27,17 @@
 //!
 //! `cargo run --release --example bench_server -- --port 3000`
 
+#[path = "support/redis_node.rs"]
+mod redis_node;
+
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use serde::Deserialize;
 use serde_json::Value;
 use shoal::{Args as EventArgs, Event, Namespace, NodeId, Socket, SocketIo};
 use shoal_cluster::Cluster;
-use shoal_redis::membership::{Membership, MembershipConfig, NodeStatus};
-use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
+use shoal_redis::{RedisAdapterConfig, RedisMode, SubscriptionMode};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The room every socket joins.
@@ -199,16 +200,8 @@ async fn run(args: &Args) -> std::io::Result<()> {
     }
     let mut membership = None;
     if let Some(config) = redis_config(args) {
-        let (connection, key) = (config.connection.clone(), config.key.clone());
-        let factory = RedisAdapterFactory::connect(config)
-            .await
-            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
-        builder = builder.adapter(factory);
-        let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
-            .await
-            .map_err(|e| std::io::Error::other(format!("cannot start the membership: {e}")))?;
-        let directory = members.clone();
-        builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+        let (joined, members) = redis_node::join(builder, config).await?;
+        builder = joined;
         membership = Some(members);
     }
     let io = builder.build().map_err(std::io::Error::other)?;
@@ -217,12 +210,7 @@ async fn run(args: &Args) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let bound = listener.local_addr()?;
     let announcer = match &membership {
-        Some(members) => {
-            let status = io.clone();
-            let status =
-                Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
-            Some(members.announce_at(io.node_id(), args.advertise.as_deref(), bound, status).await?)
-        }
+        Some(members) => Some(redis_node::announce(members, &io, args.advertise.as_deref(), bound).await?),
         None => None,
     };
     // the harness waits for this line (stdout is line-buffered: it goes out at once)

@@ -11,6 +11,9 @@
 //!
 //! `cargo run --release --example conformance -- --port 3000`
 
+#[path = "support/redis_node.rs"]
+mod redis_node;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +24,7 @@ use shoal::{Event, Socket, SocketIo};
 use shoal_engineio::{
     AllowedOrigins, CloseReason, Cors, Engine, EngineConfig, EngineHandler, EngineService, Message, OutPacket, Session,
 };
-use shoal_redis::membership::{Membership, MembershipConfig, NodeStatus};
-use shoal_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisMode, SubscriptionMode};
+use shoal_redis::{RedisAdapterConfig, RedisMode, SubscriptionMode};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -114,16 +116,8 @@ async fn main() -> std::io::Result<()> {
         if let Some(key) = &args.redis_key {
             config = config.key(key.as_str());
         }
-        let (connection, key) = (config.connection.clone(), config.key.clone());
-        let factory = RedisAdapterFactory::connect(config)
-            .await
-            .map_err(|e| std::io::Error::other(format!("cannot start the Redis adapter: {e}")))?;
-        builder = builder.adapter(factory);
-        let members = Membership::connect(&connection, MembershipConfig::default().prefix(key))
-            .await
-            .map_err(|e| std::io::Error::other(format!("cannot start the membership: {e}")))?;
-        let directory = members.clone();
-        builder = builder.node_directory(Arc::new(move |id: shoal::NodeId| directory.address(id)));
+        let (joined, members) = redis_node::join(builder, config).await?;
+        builder = joined;
         membership = Some(members);
     }
     let io = builder
@@ -151,12 +145,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let announcer = match &membership {
-        Some(members) => {
-            let status = io.clone();
-            let status =
-                Arc::new(move || NodeStatus { load: status.connection_count() as u64, draining: status.is_draining() });
-            Some(members.announce_at(io.node_id(), args.advertise.as_deref(), bound, status).await?)
-        }
+        Some(members) => Some(redis_node::announce(members, &io, args.advertise.as_deref(), bound).await?),
         None => None,
     };
     eprintln!("conformance server listening on {bound}");
