@@ -16,7 +16,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use shoal_balance::{Balancer, Directory, ForeignSids, HealthConfig, NodeId, Strategy};
+use shoal_balance::{Balancer, BalancerBuilder, Directory, ForeignSids, HealthConfig, NodeId, Strategy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -129,11 +129,27 @@ async fn mock(id: &'static str, report_id: bool) -> Mock {
     Mock { addr, draining, refusing, handshakes, task }
 }
 
-/// Serves `b` on a free port until the returned sender is used or dropped.
-async fn serve(b: &Balancer) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+/// A balancer being served by [`serve`]: where, and how to stop it.
+struct Served {
+    addr: SocketAddr,
+    /// Stops serving when used or dropped.
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Stops serving and waits until `serve` has returned (successfully).
+    async fn finish(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// Serves `b` on a free port until the returned [`Served::stop`] is used or dropped.
+async fn serve(b: &Balancer) -> Served {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let b = b.clone();
     let task = tokio::spawn(async move {
         b.serve(l, async move {
@@ -142,7 +158,30 @@ async fn serve(b: &Balancer) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, t
         .await
         .unwrap();
     });
-    (addr, tx, task)
+    Served { addr, stop, task }
+}
+
+/// Serves `b` as [`serve`] does, then waits until `n` of its upstreams are eligible
+/// (`what` names that wait when it fails).
+async fn serve_eligible(b: &Balancer, n: usize, what: &str) -> Served {
+    let served = serve(b).await;
+    wait_until(what, || b.upstreams().eligible_count() == n).await;
+    served
+}
+
+/// The request that opens a WebSocket tunnel to an upstream.
+const WS_UPGRADE: &[u8] =
+    b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+/// Connects to `addr`, writes `request` as it is and reads once (within 10 s): the
+/// stream, still open, and what that one read got.
+async fn raw(addr: SocketAddr, request: &[u8]) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    (s, answer)
 }
 
 /// Sends one request on `s` (kept alive) and reads a Content-Length response.
@@ -186,20 +225,23 @@ fn fast_health() -> HealthConfig {
     HealthConfig::default().interval(Duration::from_millis(200)).timeout(Duration::from_millis(500))
 }
 
+/// A builder with an upstream at each of `addrs` (in order, ids to be learned) and
+/// [`fast_health`] checks.
+fn fast_builder(addrs: &[SocketAddr]) -> BalancerBuilder {
+    let mut b = Balancer::builder().health(fast_health());
+    for &addr in addrs {
+        b = b.upstream(addr);
+    }
+    b
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_requests_are_routed_each_on_its_own() {
     let (a, b) = (mock("aaaa", true).await, mock("bbbb", false).await);
-    let bal = Balancer::builder()
-        .strategy(Strategy::RoundRobin)
-        .upstream(a.addr)
-        .upstream(b.addr)
-        .health(fast_health())
-        .build()
-        .unwrap();
-    let (addr, stop, task) = serve(&bal).await;
+    let bal = fast_builder(&[a.addr, b.addr]).strategy(Strategy::RoundRobin).build().unwrap();
     // ids learned: from /health for a, from a probe handshake for b
-    wait_until("both ids known", || bal.upstreams().eligible_count() == 2).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let served = serve_eligible(&bal, 2, "both ids known").await;
+    let mut s = TcpStream::connect(served.addr).await.unwrap();
     let first = handshake(&mut s).await;
     let second = handshake(&mut s).await;
     let mut nodes = [first[..4].to_owned(), second[..4].to_owned()];
@@ -216,25 +258,15 @@ async fn keep_alive_requests_are_routed_each_on_its_own() {
     assert_eq!((status, body.as_str()), (400, r#"{"code":1,"message":"Session ID unknown"}"#));
     assert_eq!(bal.stats().unknown_sid.load(Ordering::Relaxed), 1);
     drop(s);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_are_tunnelled_and_counted() {
     let a = mock("aaaa", true).await;
-    let bal = Balancer::builder().upstream(a.addr).health(fast_health()).build().unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("id known", || bal.upstreams().eligible_count() == 1).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 1024];
-    let n = s.read(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    let bal = fast_builder(&[a.addr]).build().unwrap();
+    let served = serve_eligible(&bal, 1, "id known").await;
+    let (mut s, head) = raw(served.addr, WS_UPGRADE).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s.write_all(b"hello through the tunnel").await.unwrap();
     let mut got = vec![0u8; 24];
@@ -246,8 +278,7 @@ async fn websocket_upgrades_are_tunnelled_and_counted() {
     drop(s);
     wait_until("tunnel closed", || bal.upstreams().list()[0].active == 0).await;
     wait_until("connection released", || bal.open_connections() == 0).await;
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,8 +300,8 @@ async fn dead_upstream_is_skipped_and_handshakes_retried() {
     assert_eq!(bal.upstreams().eligible_count(), 1, "a's id is not known without checks");
     bal.upstreams().add("aaaa".parse().unwrap(), a.addr);
     assert_eq!(bal.upstreams().eligible_count(), 2);
-    let (addr, stop, task) = serve(&bal).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let served = serve(&bal).await;
+    let mut s = TcpStream::connect(served.addr).await.unwrap();
     for _ in 0..4 {
         assert!(handshake(&mut s).await.starts_with("aaaa"));
     }
@@ -279,17 +310,15 @@ async fn dead_upstream_is_skipped_and_handshakes_retried() {
     // a sid of the dead node: Session ID unknown
     let (status, _) = exchange(&mut s, "/socket.io/?EIO=4&transport=polling&sid=dead0000000000000000").await;
     assert_eq!(status, 400);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_upstream_takes_no_new_sessions_but_keeps_its_own() {
     let (a, b) = (mock("aaaa", true).await, mock("bbbb", true).await);
-    let bal = Balancer::builder().upstream(a.addr).upstream(b.addr).health(fast_health()).build().unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("both in", || bal.upstreams().eligible_count() == 2).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let bal = fast_builder(&[a.addr, b.addr]).build().unwrap();
+    let served = serve_eligible(&bal, 2, "both in").await;
+    let mut s = TcpStream::connect(served.addr).await.unwrap();
     let mut sid_b = handshake(&mut s).await;
     while !sid_b.starts_with("bbbb") {
         sid_b = handshake(&mut s).await;
@@ -307,20 +336,18 @@ async fn draining_upstream_takes_no_new_sessions_but_keeps_its_own() {
     assert!(info.draining && info.healthy && !info.eligible);
     b.draining.store(false, Ordering::SeqCst);
     wait_until("b back", || bal.upstreams().eligible_count() == 2).await;
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_and_added_upstreams_take_effect_at_once() {
     let (a, b) = (mock("aaaa", true).await, mock("bbbb", true).await);
-    let bal = Balancer::builder().upstream(a.addr).health(fast_health()).build().unwrap();
-    let (addr, stop, task) = serve(&bal).await;
+    let bal = fast_builder(&[a.addr]).build().unwrap();
+    let served = serve_eligible(&bal, 1, "a in").await;
     let ups = bal.upstreams().clone();
-    wait_until("a in", || ups.eligible_count() == 1).await;
     ups.add_addr(b.addr);
     wait_until("b in", || ups.eligible_count() == 2).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut s = TcpStream::connect(served.addr).await.unwrap();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..6 {
         seen.insert(handshake(&mut s).await[..4].to_owned());
@@ -332,27 +359,20 @@ async fn removed_and_added_upstreams_take_effect_at_once() {
     }
     let (status, _) = exchange(&mut s, "/socket.io/?EIO=4&transport=polling&sid=aaaa0000000000000001").await;
     assert_eq!(status, 400);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cap_and_idle_timeout() {
     let a = mock("aaaa", true).await;
-    let bal = Balancer::builder()
-        .upstream(a.addr)
-        .health(fast_health())
-        .max_connections(1)
-        .client_idle_timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
+    let bal =
+        fast_builder(&[a.addr]).max_connections(1).client_idle_timeout(Duration::from_millis(1500)).build().unwrap();
+    let served = serve_eligible(&bal, 1, "a in").await;
     // the only slot
-    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut first = TcpStream::connect(served.addr).await.unwrap();
     handshake(&mut first).await;
     // a second client waits in the backlog: no answer while the first holds the slot
-    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(served.addr).await.unwrap();
     second.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut b = [0u8; 16];
     assert!(
@@ -372,30 +392,16 @@ async fn connection_cap_and_idle_timeout() {
     }
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
     drop(second);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_tunnels_up_to_the_drain_timeout() {
     let a = mock("aaaa", true).await;
-    let bal = Balancer::builder()
-        .upstream(a.addr)
-        .health(fast_health())
-        .drain_timeout(Duration::from_millis(800))
-        .build()
-        .unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 1024];
-    let n = s.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    let bal = fast_builder(&[a.addr]).drain_timeout(Duration::from_millis(800)).build().unwrap();
+    let Served { addr, stop, task } = serve_eligible(&bal, 1, "a in").await;
+    let (mut s, head) = raw(addr, WS_UPGRADE).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let _ = stop.send(());
     // new clients are refused once the listener is gone; the tunnel works meanwhile
     wait_until("listener closed", || std::net::TcpStream::connect(addr).is_err()).await;
@@ -434,17 +440,13 @@ async fn handshake_with(addr: SocketAddr, extra: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_and_ip_hash_strategies() {
     let (a, b, c) = (mock("aaaa", true).await, mock("bbbb", true).await, mock("cccc", true).await);
-    let cookie = Balancer::builder()
+    let cookie = fast_builder(&[a.addr, b.addr, c.addr])
         .strategy(Strategy::Cookie { name: "io".to_owned() })
         .on_missing(shoal_balance::OnMissing::Refuse)
-        .upstream(a.addr)
-        .upstream(b.addr)
-        .upstream(c.addr)
-        .health(fast_health())
         .build()
         .unwrap();
-    let (addr, stop, task) = serve(&cookie).await;
-    wait_until("3 in", || cookie.upstreams().eligible_count() == 3).await;
+    let served = serve_eligible(&cookie, 3, "3 in").await;
+    let addr = served.addr;
     // an io cookie holding a sid: back to that sid's node
     for node in ["aaaa", "bbbb", "cccc", "bbbb"] {
         let (status, got) = handshake_with(addr, &format!("Cookie: x=1; io={node}0000000000000042\r\n")).await;
@@ -460,25 +462,16 @@ async fn cookie_and_ip_hash_strategies() {
     assert_eq!(status, 400);
     assert!(body.contains("io cookie"), "{body}");
     assert_eq!(cookie.stats().refused.load(Ordering::Relaxed), 1);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 
-    let ip = Balancer::builder()
-        .strategy(Strategy::IpHash)
-        .upstream(a.addr)
-        .upstream(b.addr)
-        .upstream(c.addr)
-        .health(fast_health())
-        .build()
-        .unwrap();
-    let (addr, stop, task) = serve(&ip).await;
-    wait_until("3 in", || ip.upstreams().eligible_count() == 3).await;
+    let ip = fast_builder(&[a.addr, b.addr, c.addr]).strategy(Strategy::IpHash).build().unwrap();
+    let served = serve_eligible(&ip, 3, "3 in").await;
+    let addr = served.addr;
     let (_, owner) = handshake_with(addr, "").await;
     for _ in 0..6 {
         assert_eq!(handshake_with(addr, "").await.1, owner, "one client IP, one node");
     }
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,10 +485,9 @@ async fn handshake_refused_by_a_draining_node_goes_to_another() {
         .health(HealthConfig::default().interval(Duration::from_secs(3600)))
         .build()
         .unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("both in", || bal.upstreams().eligible_count() == 2).await;
+    let served = serve_eligible(&bal, 2, "both in").await;
     b.refusing.store(true, Ordering::SeqCst);
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut s = TcpStream::connect(served.addr).await.unwrap();
     for _ in 0..6 {
         assert!(handshake(&mut s).await.starts_with("aaaa"));
     }
@@ -506,26 +498,22 @@ async fn handshake_refused_by_a_draining_node_goes_to_another() {
     a.refusing.store(true, Ordering::SeqCst);
     let (status, _) = exchange(&mut s, "/socket.io/?EIO=4&transport=polling").await;
     assert_eq!(status, 503);
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_are_set() {
     let a = mock("aaaa", true).await;
-    let bal = Balancer::builder().upstream(a.addr).health(fast_health()).build().unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    let bal = fast_builder(&[a.addr]).build().unwrap();
+    let served = serve_eligible(&bal, 1, "a in").await;
+    let (_s, head) = raw(
+        served.addr,
+        b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
+    )
+    .await;
+    let head = head.to_ascii_lowercase();
     assert!(head.contains("x-seen-forwarded: 203.0.113.9, 127.0.0.1 http"), "{head}");
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,14 +521,13 @@ async fn sids_of_other_nodes_are_refused_or_delegated_as_configured() {
     let a = mock("aaaa", true).await;
     let foreign = "/socket.io/?EIO=4&transport=polling&sid=zzzzAAAAAAAAAAAAAAAA";
     for delegate in [false, true] {
-        let mut b = Balancer::builder().upstream(a.addr).health(fast_health());
+        let mut b = fast_builder(&[a.addr]);
         if delegate {
             b = b.foreign_sids(ForeignSids::Delegate);
         }
         let bal = b.build().unwrap();
-        let (addr, stop, task) = serve(&bal).await;
-        wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        let served = serve_eligible(&bal, 1, "a in").await;
+        let mut s = TcpStream::connect(served.addr).await.unwrap();
         let sid = handshake(&mut s).await;
         let (status, body) = exchange(&mut s, foreign).await;
         if delegate {
@@ -553,8 +540,7 @@ async fn sids_of_other_nodes_are_refused_or_delegated_as_configured() {
         // the upstream's own sessions are routed as before
         let (status, body) = exchange(&mut s, &format!("/socket.io/?EIO=4&transport=polling&sid={sid}")).await;
         assert_eq!((status, body.as_str()), (200, "aaaa"));
-        let _ = stop.send(());
-        task.await.unwrap();
+        served.finish().await;
     }
 }
 
@@ -566,21 +552,17 @@ async fn sids_of_nodes_in_the_directory_go_straight_to_them() {
     let a = mock("aaaa", true).await;
     let z = mock("zzzz", true).await;
     let z_addr = z.addr;
-    let bal = Balancer::builder()
-        .upstream(a.addr)
-        .health(fast_health())
+    let bal = fast_builder(&[a.addr])
         .directory(Directory::new(move |id| (id.to_string() == "zzzz").then_some(z_addr)))
         .build()
         .unwrap();
-    let (addr, stop, task) = serve(&bal).await;
-    wait_until("a in", || bal.upstreams().eligible_count() == 1).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /socket.io/?EIO=4&transport=polling&sid=zzzzAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    let served = serve_eligible(&bal, 1, "a in").await;
+    let (mut s, answer) = raw(
+        served.addr,
+        b"GET /socket.io/?EIO=4&transport=polling&sid=zzzzAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    let answer = answer.to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
     assert!(answer.contains("x-node: zzzz"), "{answer}");
     assert!(answer.contains("x-seen-shoal-forwarded: 1"), "{answer}");
@@ -592,6 +574,5 @@ async fn sids_of_nodes_in_the_directory_go_straight_to_them() {
     let sid = handshake(&mut s).await;
     let (status, body) = exchange(&mut s, &format!("/socket.io/?EIO=4&transport=polling&sid={sid}")).await;
     assert_eq!((status, body.as_str()), (200, "aaaa"));
-    let _ = stop.send(());
-    task.await.unwrap();
+    served.finish().await;
 }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shoal_cluster::{Cluster, WorkerContext};
+use shoal_cluster::{Cluster, ClusterBuilder, ClusterError, WorkerContext};
 
 fn temp_file(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -25,27 +25,45 @@ async fn never(_ctx: WorkerContext) -> Result<(), String> {
     unreachable!("this process is the primary")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_crashing_at_start_is_restarted_with_backoff() {
-    let file = temp_file("crash");
-    let script = format!("date +%s%N >> {}; exit 3", file.display());
-    let cluster = Cluster::builder()
-        .workers(1)
-        .host("127.0.0.1")
-        .port(0)
-        .program("/bin/sh")
-        .args(["-c", script.as_str()])
-        .build()
-        .unwrap();
+/// A primary running in the background until [`Running::stop`].
+struct Running {
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<Result<(), ClusterError>>,
+}
+
+impl Running {
+    /// Tells the primary to stop; `run` must return within 20 s, and cleanly.
+    async fn stop(self) {
+        let _ = self.stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.run)
+            .await
+            .expect("run returns")
+            .unwrap()
+            .expect("clean stop");
+    }
+}
+
+/// Starts a primary on 127.0.0.1, any port, with one worker that runs `/bin/sh -c
+/// script`; `tune` adds settings to the builder.
+fn run_sh(script: &str, tune: impl FnOnce(ClusterBuilder) -> ClusterBuilder) -> Running {
+    let builder = Cluster::builder().workers(1).host("127.0.0.1").port(0).program("/bin/sh").args(["-c", script]);
+    let cluster = tune(builder).build().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(cluster.run_until(never, async move {
         let _ = stop_rx.await;
     }));
+    Running { stop_tx, run }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_crashing_at_start_is_restarted_with_backoff() {
+    let file = temp_file("crash");
+    let script = format!("date +%s%N >> {}; exit 3", file.display());
+    let running = run_sh(&script, |b| b);
     // 100 + 200 + 400 + 800 + 1600 ms: about 6 starts in 3.5 s; a busy loop would be
     // hundreds
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), run).await.expect("run returns").unwrap().expect("clean stop");
+    running.stop().await;
     let t = starts(&file);
     let _ = std::fs::remove_file(&file);
     assert!(t.len() >= 3, "the worker was restarted: {} starts", t.len());
@@ -63,20 +81,8 @@ async fn a_worker_that_never_registers_is_killed_and_one_that_ignores_stop_too()
     let file = temp_file("silent");
     // starts, records it, and ignores everything (stdin included) for a minute
     let script = format!("date +%s%N >> {}; trap '' TERM INT; exec sleep 60", file.display());
-    let cluster = Cluster::builder()
-        .workers(1)
-        .host("127.0.0.1")
-        .port(0)
-        .program("/bin/sh")
-        .args(["-c", script.as_str()])
-        .start_timeout(Duration::from_millis(700))
-        .stop_grace(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(cluster.run_until(never, async move {
-        let _ = stop_rx.await;
-    }));
+    let running =
+        run_sh(&script, |b| b.start_timeout(Duration::from_millis(700)).stop_grace(Duration::from_millis(500)));
     // killed after 0.7 s, restarted 0.1 s later: a second start
     let deadline = Instant::now() + Duration::from_secs(20);
     while starts(&file).len() < 2 {
@@ -84,8 +90,7 @@ async fn a_worker_that_never_registers_is_killed_and_one_that_ignores_stop_too()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // on stop it ignores its stdin: killed after the grace, and run returns
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), run).await.expect("run returns").unwrap().expect("clean stop");
+    running.stop().await;
     let _ = std::fs::remove_file(&file);
 }
 
