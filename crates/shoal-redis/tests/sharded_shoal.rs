@@ -296,7 +296,16 @@ async fn namespaces_do_not_leak_subscriptions() {
         let pattern = format!("socket.io#{nsp}#*");
         let i = clients.connect(&a.url(), &nsp, &[json!({"rooms": ["r"]})]).await[0];
         broker.wait_shardnumsub(&format!("socket.io#{nsp}#r#"), 1).await;
-        let ch = broker.shard_channels(&pattern).await;
+        // the namespace's own channels are subscribed concurrently with the room's: wait
+        // for them too, then there must be exactly these three
+        let deadline = tokio::time::Instant::now() + T;
+        let ch = loop {
+            let ch = broker.shard_channels(&pattern).await;
+            if ch.len() >= 3 || tokio::time::Instant::now() >= deadline {
+                break ch;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         assert_eq!(ch.len(), 3, "main, response and room channels: {ch:?}");
         // another node reaches it through the room channel
         b.io.of(&nsp).to("r").emit("t", &round).unwrap();
