@@ -257,12 +257,16 @@ impl Client {
         };
         let socket = Socket::new(ns.clone(), session.clone(), Handshake::new(session.request().clone(), auth));
         let middlewares = ns.handlers.middlewares.read().clone();
-        if middlewares.is_empty() {
+        let ready = ns.adapter_ready.is_ready();
+        if middlewares.is_empty() && ready {
             finish_connect(socket);
             return;
         }
         state.inner.lock().connecting.push(nsp.to_string());
         run(session, async move {
+            if !ready {
+                crate::io::adapter_ready(&ns).await;
+            }
             let mut refused = None;
             for m in middlewares {
                 if let Err(e) = m.call(socket.clone()).await {

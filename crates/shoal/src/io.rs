@@ -154,12 +154,34 @@ fn start_adapter(server: &ServerInner, ns: &Arc<NsInner>) {
     if ns.adapter_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
         return;
     }
-    server.lifecycle(AdapterOp::Init(ns.adapter().clone(), ns.name().to_owned()));
+    server.lifecycle(AdapterOp::Init(ns.adapter().clone(), ns.clone()));
 }
+
+/// Waits until the adapter of `ns` has started (starting it now if it was created before a
+/// runtime existed), at most [`ADAPTER_START_WAIT`]: the first CONNECT of a namespace is
+/// answered once its subscriptions are in place. Past the limit (a broker that does not
+/// answer) the socket connects anyway and the adapter goes on trying.
+pub(crate) async fn adapter_ready(ns: &Arc<NsInner>) {
+    if ns.adapter_ready.is_ready() {
+        return;
+    }
+    if let Some(server) = ns.server.upgrade() {
+        start_adapter(&server, ns);
+    }
+    if !ns.adapter_ready.wait(ADAPTER_START_WAIT).await {
+        tracing::warn!(
+            ns = ns.name(),
+            "adapter not started after {ADAPTER_START_WAIT:?}; connecting the socket anyway"
+        );
+    }
+}
+
+/// How long the first CONNECT of a namespace waits for its adapter to start.
+pub(crate) const ADAPTER_START_WAIT: Duration = Duration::from_secs(5);
 
 /// Starting and stopping adapters (subscribing and unsubscribing their channels).
 pub(crate) enum AdapterOp {
-    Init(Arc<dyn shoal_core::Adapter>, String),
+    Init(Arc<dyn shoal_core::Adapter>, Arc<NsInner>),
     Close(Arc<dyn shoal_core::Adapter>),
 }
 
@@ -176,10 +198,11 @@ impl ServerInner {
                 tokio::spawn(async move {
                     while let Some(op) = rx.recv().await {
                         match op {
-                            AdapterOp::Init(adapter, name) => {
+                            AdapterOp::Init(adapter, ns) => {
                                 if let Err(e) = adapter.init().await {
-                                    tracing::error!(ns = %name, cause = %e, "adapter failed to start");
+                                    tracing::error!(ns = ns.name(), cause = %e, "adapter failed to start");
                                 }
+                                ns.adapter_ready.set();
                             }
                             AdapterOp::Close(adapter) => adapter.close().await,
                         }

@@ -63,6 +63,40 @@ pub(crate) struct NsHandlers {
     pub(crate) server_events: RwLock<HashMap<String, Arc<dyn ServerEventHandler>>>,
 }
 
+/// Set once a namespace's adapter has started (`Adapter::init` ended), so that the first
+/// sockets of a namespace are connected only once the adapter's subscriptions are in
+/// place and broadcasts from other nodes reach them.
+#[derive(Default)]
+pub(crate) struct AdapterReady {
+    ready: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl AdapterReady {
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self) {
+        self.ready.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until ready, at most `limit`; true if ready.
+    pub(crate) async fn wait(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.notify.notified();
+            if self.is_ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.is_ready();
+            }
+        }
+    }
+}
+
 pub(crate) struct NsInner {
     name: Arc<str>,
     pub(crate) config: Arc<SocketIoConfig>,
@@ -72,6 +106,8 @@ pub(crate) struct NsInner {
     adapter: OnceLock<Arc<dyn Adapter>>,
     /// The adapter's `init` was launched.
     pub(crate) adapter_started: std::sync::atomic::AtomicBool,
+    /// The adapter's `init` has ended (well or not): its subscriptions are in place.
+    pub(crate) adapter_ready: AdapterReady,
     ack_id: AtomicU64,
     pub(crate) server: Weak<ServerInner>,
     /// A child of a dynamic namespace (removable when empty).
@@ -94,6 +130,7 @@ impl NsInner {
             rooms: RwLock::new(HashMap::new()),
             adapter: OnceLock::new(),
             adapter_started: std::sync::atomic::AtomicBool::new(false),
+            adapter_ready: AdapterReady::default(),
             ack_id: AtomicU64::new(0),
             server,
             dynamic_child,

@@ -5,6 +5,8 @@
 mod common;
 mod js;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::TestServer;
@@ -207,6 +209,69 @@ async fn namespaces_multiplexed_on_one_connection() {
             recv(&mut drx, Duration::from_secs(5), "root disconnect").await,
             ("/".to_owned(), DisconnectReason::ClientNamespaceDisconnect)
         );
+        server.stop().await;
+    })
+    .await;
+}
+
+/// An adapter that takes a while to start (as a remote adapter subscribing its channels
+/// does), recording which namespaces' adapters have started.
+struct SlowStart {
+    local: Arc<dyn shoal_core::LocalNamespace>,
+    started: Arc<Mutex<HashSet<String>>>,
+}
+
+impl shoal_core::Adapter for SlowStart {
+    fn local(&self) -> &Arc<dyn shoal_core::LocalNamespace> {
+        &self.local
+    }
+
+    fn init(&self) -> shoal_core::BoxFuture<'_, Result<(), shoal_core::AdapterError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.started.lock().unwrap().insert(self.local.name().to_owned());
+            Ok(())
+        })
+    }
+}
+
+struct SlowStartFactory(Arc<Mutex<HashSet<String>>>);
+
+impl shoal_core::AdapterFactory for SlowStartFactory {
+    fn create(&self, local: Arc<dyn shoal_core::LocalNamespace>) -> Arc<dyn shoal_core::Adapter> {
+        Arc::new(SlowStart { local, started: self.0.clone() })
+    }
+}
+
+/// The first socket of a new (dynamic) namespace is connected only once the namespace's
+/// adapter has started, so that what other nodes broadcast reaches it from its first
+/// moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_socket_of_a_namespace_waits_for_its_adapter() {
+    bounded(30, "first_socket_waits_for_the_adapter", async {
+        let started: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let factory = Arc::new(SlowStartFactory(started.clone()));
+        let server = TestServer::start(SocketIo::builder().adapter(factory), |io| {
+            let started = started.clone();
+            io.of_dynamic(NamespaceMatcher::Pattern("/tenant-*".into())).on_connect(move |socket: Socket| {
+                let adapter_started = started.lock().unwrap().contains(socket.ns());
+                let _ = tx.send((socket.ns().to_owned(), adapter_started));
+                async move {
+                    let tenant = socket.ns().trim_start_matches("/tenant-").to_owned();
+                    socket.emit("welcome", &json!({"ns": socket.ns(), "tenant": tenant})).unwrap();
+                }
+            });
+        })
+        .await;
+        let good = ["/tenant-slow", "/tenant-slow"];
+        let bad: [&str; 0] = [];
+        let mut node = NodeScenario::spawn("dynamic-ns", &server.url(), json!({"good": good, "bad": bad}));
+        node.event("ready").await;
+        let connects = recv_n(&mut rx, 2, Duration::from_secs(10), "connects").await;
+        assert_eq!(connects, vec![("/tenant-slow".to_owned(), true), ("/tenant-slow".to_owned(), true)]);
+        server.io.of("/tenant-slow").emit("done", &()).unwrap();
+        let _ = node.result().await;
         server.stop().await;
     })
     .await;
