@@ -211,16 +211,12 @@ impl<H: EngineHandler> Engine<H> {
 
     async fn handshake<B>(self: &Arc<Self>, mut req: Request<B>, transport: TransportKind) -> Resp {
         if self.closing.load(std::sync::atomic::Ordering::Acquire) {
-            if self.is_draining() {
-                let mut r = error_with(ErrorCode::Forbidden, "Server draining");
-                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                return r;
-            }
-            return status(StatusCode::SERVICE_UNAVAILABLE);
+            let why = if self.is_draining() { "Server draining" } else { "Server shutting down" };
+            return unavailable(why);
         }
         if self.sessions.len() >= self.config.max_sessions {
             tracing::warn!(limit = self.config.max_sessions, "session limit reached, refusing handshake");
-            return status(StatusCode::SERVICE_UNAVAILABLE);
+            return unavailable("Too many sessions");
         }
         let on_upgrade = (transport == TransportKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, _body) = req.into_parts();
@@ -669,6 +665,16 @@ pub(crate) fn error_with(code: ErrorCode, message: &str) -> Resp {
     let mut r = Response::new(ResponseBody::full(Bytes::from(code.json_with_message(message))));
     *r.status_mut() = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A handshake this node does not take now (shutting down, draining, full): `503` with
+/// the JSON error body of a refused handshake (code 4), so that a client, a balancer or a
+/// person reading the logs sees why; the official client retries, elsewhere behind a
+/// balancer.
+fn unavailable(message: &str) -> Resp {
+    let mut r = error_with(ErrorCode::Forbidden, message);
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     r
 }
 

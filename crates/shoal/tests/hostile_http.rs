@@ -785,3 +785,31 @@ impl ReplaceN for Vec<u8> {
         }
     }
 }
+
+/// Past `max_sessions`, a handshake gets `503` with an Engine.IO error body (code 4,
+/// "Too many sessions") instead of a session; once a session ends, handshakes are taken
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_past_the_session_limit_get_a_clear_503() {
+    let server = TestServer::start(SocketIo::builder().max_sessions(2), echo_handlers).await;
+    let a = Polling::handshake(server.addr).await;
+    let _b = Polling::handshake(server.addr).await;
+    let refused = get(server.addr, &polling_url(None)).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.header("content-type"), Some("application/json"), "{refused:?}");
+    assert_eq!(refused.json(), serde_json::json!({"code": 4, "message": "Too many sessions"}));
+    // a closes its session (Engine.IO close packet): room for a new one
+    let closed = a.post(b"1").await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let r = get(server.addr, &polling_url(None)).await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(Instant::now() < deadline, "no handshake taken after a session ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
