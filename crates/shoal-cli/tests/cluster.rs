@@ -136,15 +136,7 @@ impl Clients {
                 T,
             )
             .await;
-        let mut out = Vec::new();
-        for c in got.as_array().unwrap() {
-            let index = c["index"].as_u64().unwrap() as usize;
-            if self.ids.len() <= index {
-                self.ids.resize(index + 1, String::new());
-            }
-            self.ids[index] = c["id"].as_str().unwrap().to_owned();
-            out.push(index);
-        }
+        let out = shoal_testkit::record_connected(&got, &mut self.ids);
         // later waits for `connected` are about reconnections
         self.p.take_matching(|v| v["event"] == "connected");
         out

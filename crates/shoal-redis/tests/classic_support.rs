@@ -237,17 +237,7 @@ impl Clients {
             .call(json!({"cmd": "connect", "url": url, "nsp": nsp, "count": auths.len(), "auth": auths,
                          "transports": ["websocket"]}))
             .await;
-        let mut out = Vec::new();
-        for c in got.as_array().unwrap() {
-            let index = c["index"].as_u64().unwrap() as usize;
-            let id = c["id"].as_str().unwrap().to_owned();
-            if self.ids.len() <= index {
-                self.ids.resize(index + 1, String::new());
-            }
-            self.ids[index] = id;
-            out.push(index);
-        }
-        out
+        shoal_testkit::record_connected(&got, &mut self.ids)
     }
 
     /// Waits until client `index` received event `name`; returns its arguments.

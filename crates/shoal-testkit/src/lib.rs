@@ -36,7 +36,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use node::{DEFAULT_TIMEOUT, NodeProcess, js_redis_dir};
+pub use node::{DEFAULT_TIMEOUT, NodeProcess, js_redis_dir, record_connected};
 pub use redis::{RedisCluster, RedisServer};
 pub use resp::{RespConnection, RespValue, resp_cmd};
 

@@ -18,6 +18,25 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many of the latest lines a failure message shows.
 const SHOWN_LINES: usize = 40;
 
+/// Records the answer of a `clients.mjs` `connect` command (`[{"index", "id"}, …]`) in
+/// `ids`, a socket id per client index (grown as needed); returns the indexes connected.
+///
+/// Panics on an answer of another shape.
+pub fn record_connected(answer: &Value, ids: &mut Vec<String>) -> Vec<usize> {
+    let clients = answer.as_array().unwrap_or_else(|| panic!("connect answered {answer}"));
+    let mut out = Vec::with_capacity(clients.len());
+    for c in clients {
+        let index = c["index"].as_u64().unwrap_or_else(|| panic!("no index in {c}")) as usize;
+        let id = c["id"].as_str().unwrap_or_else(|| panic!("no id in {c}")).to_owned();
+        if ids.len() <= index {
+            ids.resize(index + 1, String::new());
+        }
+        ids[index] = id;
+        out.push(index);
+    }
+    out
+}
+
 /// `tests/js-redis` of the repository, checked to have its Node packages installed.
 ///
 /// Panics, telling to run `npm ci --prefix tests/js-redis`, when `node_modules` is missing.
