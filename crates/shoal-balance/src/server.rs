@@ -491,7 +491,7 @@ async fn forward_to_owner(
     fwd: &Forwarding,
 ) -> Response<ProxyBody> {
     shared.stats.direct.fetch_add(1, Ordering::Relaxed);
-    req.headers_mut().insert(X_SHOAL_FORWARDED, http::HeaderValue::from_static("1"));
+    req.headers_mut().insert(shoal_proxy::headers::X_SHOAL_FORWARDED, http::HeaderValue::from_static("1"));
     match shared.pool.forward(addr, req, fwd, None).await {
         Ok(r) => r,
         Err(e) if e.retry_safe() => {
@@ -501,10 +501,6 @@ async fn forward_to_owner(
         Err(e) => upstream_error(shared, &e),
     }
 }
-
-/// Marks a request forwarded to the node that owns its session (as Shoal nodes mark the
-/// requests they forward to each other).
-const X_SHOAL_FORWARDED: http::HeaderName = http::HeaderName::from_static("x-shoal-forwarded");
 
 fn upstream_error(shared: &Shared, e: &ProxyError) -> Response<ProxyBody> {
     shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderValue, Request};
 use http_body::Body;
 use http_body_util::BodyExt;
 use shoal_engineio_proto::{ErrorCode, NodeId};
@@ -25,8 +25,7 @@ use crate::body::{BoxError, ResponseBody};
 use crate::engine::{Resp, error};
 use crate::request::RemoteAddr;
 
-/// The header marking a request forwarded by another node (value `1`).
-pub const X_SHOAL_FORWARDED: HeaderName = HeaderName::from_static("x-shoal-forwarded");
+pub use shoal_proxy::headers::X_SHOAL_FORWARDED;
 
 /// Where the other nodes are: the internal address of a node, by id. Implemented by the
 /// membership (`shoal_redis::membership::Membership::address`), and by any

@@ -9,6 +9,10 @@ use http::header::{CONNECTION, HeaderName, HeaderValue, UPGRADE};
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// Marks a request forwarded to the Shoal node that owns its session (value `1`), by
+/// another node or by a balancer that found the owner in the membership: a node never
+/// forwards such a request again.
+pub const X_SHOAL_FORWARDED: HeaderName = HeaderName::from_static("x-shoal-forwarded");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the historical ones), never forwarded as is.
 const HOP_BY_HOP: [&str; 8] = [
